@@ -1,0 +1,50 @@
+// npm run bundle: one self-contained dist/<task>.mjs per script, runnable with bare `node` (>= 18,
+// what Proxmox VE 8 hosts get from Debian) and no node_modules. Measured gotchas handled here:
+// zx needs `require` in ESM (createRequire banner; esbuild keeps the source shebang first), and the HCL parser's
+// wasm (read from disk next to the package) is inlined as base64.
+import { build, type Plugin } from 'esbuild'
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import tasks from '../tasks.json' with { type: 'json' }
+
+const require = createRequire(import.meta.url)
+const hclDir = dirname(dirname(require.resolve('@cdktf/hcl2json')))
+
+const inlineHclWasm: Plugin = {
+  name: 'inline-hcl2json-wasm',
+  setup(b) {
+    b.onLoad({ filter: /@cdktf[\\/]hcl2json[\\/]lib[\\/]bridge\.js$/ }, (args) => {
+      const wasm = readFileSync(join(hclDir, 'main.wasm.gz')).toString('base64')
+      const src = readFileSync(args.path, 'utf8')
+      const patched = src.replace(
+        /fs\.readFile\(\(0, path_1\.join\)\(__dirname, "\.\.", "main\.wasm\.gz"\)\)/,
+        `Promise.resolve(Buffer.from(${JSON.stringify(wasm)}, "base64"))`,
+      )
+      if (patched === src) throw new Error('hcl2json changed: the wasm loader was not found to inline')
+      return { contents: patched, loader: 'js', resolveDir: dirname(args.path) }
+    })
+  },
+}
+
+const banner = [
+  "import { createRequire as __hdrCreateRequire } from 'node:module';",
+  'const require = __hdrCreateRequire(import.meta.url);',
+].join('\n')
+
+for (const t of tasks.tasks) {
+  const out = `dist/${t.id.replace(':', '-')}.mjs`
+  await build({
+    entryPoints: [t.script],
+    outfile: out,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node18',
+    banner: { js: banner },
+    plugins: [inlineHclWasm],
+    legalComments: 'none',
+    logLevel: 'warning',
+  })
+  process.stdout.write(`${out}\n`)
+}
