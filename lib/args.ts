@@ -114,7 +114,9 @@ function distance(a: string, b: string): number {
 
 export function usageLine(spec: CommandSpec): string {
   const pos = spec.positionals.map((p) => (p.required ? `<${p.name}>` : `[${p.name}]`)).join(' ')
-  return `npm run ${spec.id} -- ${pos}${pos ? ' ' : ''}[options]`
+  // Run as a single-file bundle (dist/*.mjs), the command is `node <file>`, not npm.
+  const bundle = /[^/]+\.mjs$/.exec(process.argv[1] ?? '')?.[0]
+  return `${bundle ? `node ${bundle}` : `npm run ${spec.id} --`} ${pos}${pos ? ' ' : ''}[options]`
 }
 
 export function helpText(spec: CommandSpec): string {

@@ -3,6 +3,10 @@ import * as assert from 'uvu/assert'
 import { execFileSync } from 'node:child_process'
 import { commandLine, pipeline, shQuote, Ssh } from '../lib/ssh.ts'
 import { DrError } from '../lib/errors.ts'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { labEnv, labUp, LAB_DIR } from './lab/lab.ts'
+import { calls, lock, reset } from './lab/node.ts'
 
 test('shQuote: plain words stay, everything else is one single-quoted word', () => {
   assert.is(shQuote('local:backup/vzdump-qemu-101-2026_02_01-03_00_02.vma.zst'), 'local:backup/vzdump-qemu-101-2026_02_01-03_00_02.vma.zst')
@@ -42,6 +46,43 @@ test('EC-1 unreachable node: the sentence, the advice, exit 4', async () => {
   } finally {
     await ssh.close()
   }
+})
+
+const pve = () => new Ssh({ name: 'pve', host: '127.0.0.2', port: 2222, user: 'root' })
+
+test('an argument containing `; touch /tmp/x` reaches the node as one literal argument', async () => {
+  await lock(LAB_DIR)
+  await labUp(['node'])
+  await reset(LAB_DIR)
+  process.env.HDR_SSH_CONFIG = labEnv().HDR_SSH_CONFIG
+  rmSync('/tmp/hdr-inject', { force: true })
+  const ssh = pve()
+  try {
+    await ssh.connect()
+    const evil = '101; touch /tmp/hdr-inject'
+    const r = await ssh.run(['qm', 'status', evil])
+    assert.is.not(r.exitCode, 0)
+    assert.ok(!existsSync('/tmp/hdr-inject'), 'the remote shell ran the injected command')
+    const seen = calls(LAB_DIR).map((c) => c.argv)
+    assert.ok(seen.some((argv) => JSON.stringify(argv.slice(-2)) === JSON.stringify(['status', evil])), JSON.stringify(seen))
+  } finally {
+    await ssh.close()
+  }
+})
+
+test('one multiplexed SSH connection carries every command of a run', async () => {
+  const log = join(LAB_DIR, 'node', 'sshd.log')
+  const accepted = () => (readFileSync(log, 'utf8').match(/Accepted publickey/g) ?? []).length
+  const before = accepted()
+  const ssh = pve()
+  try {
+    await ssh.connect()
+    for (let i = 0; i < 5; i++) assert.match((await ssh.run(['qm', 'status', '101'])).stdout, /^status: (running|stopped)\n$/)
+    assert.is(ssh.commands, 6)
+  } finally {
+    await ssh.close()
+  }
+  assert.is(accepted() - before, 1)
 })
 
 test.run()

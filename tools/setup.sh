@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   openssh-server openssh-client iputils-ping iproute2 procps util-linux
-  zstd gzip lzop bzip2 tar jq
+  zstd gzip lzop bzip2 tar jq time
   ceph-mon ceph-osd radosgw ceph-common
   prometheus prometheus-alertmanager prometheus-node-exporter
 )

@@ -1,0 +1,35 @@
+// npm run bench [-- --quick]: brings the lab up if needed, runs each scenario several times, writes
+// bench/results.json and the table in docs/benchmarks.md. Medians of several runs, ratios taken in
+// the same run; never a pass/fail test (CI runs one quick iteration so it cannot rot).
+import { writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { parseArgs } from 'node:util'
+import { startup } from './startup.ts'
+import type { Row } from './measure.ts'
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' } }, strict: true })
+const iterations = values.quick ? 1 : 5
+
+type Scenario = { name: string; run: (n: number) => Promise<Row[]> | Row[] }
+const scenarios: Scenario[] = [{ name: 'start-up', run: startup }]
+
+const rows: Row[] = []
+for (const s of scenarios) {
+  if (values.only && !s.name.includes(values.only)) continue
+  process.stderr.write(`bench: ${s.name} (${iterations}×)…\n`)
+  rows.push(...(await s.run(iterations)))
+}
+
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`
+const date = new Date().toISOString().slice(0, 10)
+const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2))
+const table = [
+  '| scenario | metric | median | min | max | unit | goal | met |',
+  '|---|---|---|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.scenario} | ${r.metric} | ${fmt(r.stat.median)} | ${fmt(r.stat.min)} | ${fmt(r.stat.max)} | ${r.unit} | ${r.goal ?? ''} | ${r.met === undefined ? '' : r.met ? 'yes' : '**no**'} |`),
+].join('\n')
+process.stdout.write(`${table}\n`)
+if (!values.quick) {
+  writeFileSync('bench/results.json', JSON.stringify({ machine, date, iterations, rows }, null, 2) + '\n')
+  process.stderr.write('bench: wrote bench/results.json; update docs/benchmarks.md with the table above\n')
+}

@@ -1,0 +1,176 @@
+// Guest lifecycle for qm and pct: status/config/start/stop/shutdown/destroy/guest ping/exec/create.
+// Messages: qemu-server src/PVE/CLI/qm.pm, src/PVE/API2/Qemu.pm, src/PVE/QemuServer.pm,
+// src/PVE/QemuServer/Agent.pm; pve-container src/PVE/CLI/pct.pm, src/PVE/API2/LXC.pm, src/PVE/LXC.pm.
+import fs from 'node:fs'
+import path from 'node:path'
+import { spawnSync } from 'node:child_process'
+import {
+  NODE, SimError, guestType, loadConf, saveConf, confGet, confPath, getRun, setRun, clearRun, guestBind,
+  getStorage, assertActive, volumePath, rootfsPath, freeDiskName, now, writeFileAtomic,
+} from './state.mjs'
+import { out, parseArgs, vmidArg } from './cli.mjs'
+import { guestUp, guestDown, guestPid, runHook, nsName } from './guest.mjs'
+import { configVolumes, freeVolume, newMac } from './restore.mjs'
+
+const label = (type) => (type === 'qemu' ? 'VM' : 'CT')
+const lag = () => Number(process.env.HDR_SIM_RESOURCES_LAG ?? 10) * 1000
+
+/** Config of an existing guest of this type; missing → AbstractConfig.pm load_config message, exit 2. */
+const need = (type, vmid) => loadConf(type, vmid)
+function checkLock(type, conf) {
+  const lock = confGet(conf, 'lock')
+  if (lock) throw new SimError(`${label(type)} is locked (${lock})`) // AbstractConfig.pm check_lock
+}
+
+export function startGuest(type, vmid) {
+  const conf = need(type, vmid)
+  checkLock(type, conf)
+  if (getRun(vmid).running) throw new SimError(type === 'qemu' ? `VM ${vmid} already running` : `CT ${vmid} already running`)
+  // a disk whose volume is gone cannot be activated (lvm: Failed to find logical volume)
+  for (const v of configVolumes(conf)) {
+    if (v.key.startsWith('unused')) continue
+    const p = type === 'qemu' ? volumePath(`${v.sid}:${v.name}`) : rootfsPath(v.sid, v.name)
+    if (!fs.existsSync(p)) throw new SimError(`can't activate LV '/dev/pve/${v.name}':   Failed to find logical volume "pve/${v.name}"`)
+  }
+  guestUp(type, vmid, conf)
+  setRun(vmid, true)
+}
+
+function stopGuest(type, vmid, verb) {
+  const file = confPath(type, vmid)
+  // qm stop/shutdown of a missing VM: QemuServer.pm check_running / vm_stop
+  if (!fs.existsSync(file)) {
+    if (type === 'qemu') throw new SimError(`unable to find configuration file for VM ${vmid} on node '${NODE}'`, 2)
+    need(type, vmid)
+  }
+  const conf = need(type, vmid)
+  if (!getRun(vmid).running) {
+    if (type === 'lxc') throw new SimError(`CT ${vmid} not running`) // LXC.pm vm_stop / API2/LXC/Status.pm
+    return // qm stop of a stopped VM succeeds (QemuServer.pm vm_stop returns early)
+  }
+  guestDown(vmid, conf)
+  setRun(vmid, false)
+}
+
+export async function guestCommand(type, argv) {
+  const tool = type === 'qemu' ? 'qm' : 'pct'
+  const [sub, ...rest] = argv
+  const usage = (u) => `${tool} ${sub} ${u}`
+  switch (sub) {
+    case 'status': {
+      const { pos } = parseArgs(rest, { verbose: 'bool' }, usage('<vmid> [OPTIONS]'))
+      const vmid = vmidArg(pos[0], usage('<vmid> [OPTIONS]'))
+      need(type, vmid)
+      out(`status: ${getRun(vmid).running ? 'running' : 'stopped'}`)
+      return 0
+    }
+    case 'config': {
+      const { pos } = parseArgs(rest, { current: 'bool', snapshot: 'string' }, usage('<vmid> [OPTIONS]'))
+      const vmid = vmidArg(pos[0], usage('<vmid> [OPTIONS]'))
+      const conf = need(type, vmid)
+      // qm config prints keys sorted, without comment lines except the description
+      const desc = conf.filter((e) => e.comment !== undefined && !e.comment.startsWith('#qmdump#')).map((e) => e.comment.slice(1))
+      const keys = conf.filter((e) => e.key !== undefined).sort((a, b) => a.key.localeCompare(b.key))
+      if (desc.length) out(`description: ${desc.join('%0A')}`)
+      for (const e of keys) out(`${e.key}: ${e.value}`)
+      return 0
+    }
+    case 'start': {
+      const { pos } = parseArgs(rest, { timeout: 'int', skiplock: 'bool' }, usage('<vmid> [OPTIONS]'))
+      startGuest(type, vmidArg(pos[0], usage('<vmid> [OPTIONS]')))
+      return 0
+    }
+    case 'stop': case 'shutdown': {
+      const { pos } = parseArgs(rest, { timeout: 'int', skiplock: 'bool', forceStop: 'bool', 'force-stop': 'bool', keepActive: 'bool', 'overrule-shutdown': 'bool' }, usage('<vmid> [OPTIONS]'))
+      stopGuest(type, vmidArg(pos[0], usage('<vmid> [OPTIONS]')), sub)
+      return 0
+    }
+    case 'destroy': {
+      const { pos } = parseArgs(rest, { purge: 'bool', 'destroy-unreferenced-disks': 'bool', skiplock: 'bool', force: 'bool' }, usage('<vmid> [OPTIONS]'))
+      const vmid = vmidArg(pos[0], usage('<vmid> [OPTIONS]'))
+      const conf = need(type, vmid)
+      checkLock(type, conf)
+      if (confGet(conf, 'protection') === '1') throw new SimError(`can't remove ${label(type)} ${vmid} - protection mode enabled`)
+      if (getRun(vmid).running) throw new SimError(type === 'qemu' ? `VM ${vmid} is running - destroy failed` : `CT ${vmid} is running - destroy failed`)
+      const bind = guestBind(conf, vmid)
+      if (bind) runHook(bind, 'wipe', vmid)
+      for (const v of configVolumes(conf)) freeVolume(v.sid, v.name)
+      fs.rmSync(confPath(type, vmid), { force: true })
+      clearRun(vmid)
+      return 0
+    }
+    case 'guest': {
+      // qm guest cmd N ping — Agent.pm assert_agent_available; success prints nothing
+      if (type !== 'qemu' || rest[0] !== 'cmd') throw new SimError(`unknown command '${tool} ${argv.join(' ')}'`)
+      const vmid = vmidArg(rest[1], 'qm guest cmd <vmid> <command>')
+      const conf = need(type, vmid)
+      const agent = confGet(conf, 'agent') ?? ''
+      if (!/^(1|enabled=1)/.test(agent)) throw new SimError('No QEMU guest agent configured')
+      const run = getRun(vmid)
+      if (!run.running) throw new SimError(`VM ${vmid} is not running`)
+      if (now() - run.started < lag()) throw new SimError('QEMU guest agent is not running') // agent still booting
+      return 0
+    }
+    case 'exec': {
+      if (type !== 'lxc') break
+      const vmid = vmidArg(rest[0], 'pct exec <vmid> [<extra-args>]')
+      const conf = need(type, vmid)
+      if (!getRun(vmid).running) throw new SimError(`CT ${vmid} not running`)
+      const cmd = rest.slice(rest[1] === '--' ? 2 : 1)
+      const pid = guestPid(vmid)
+      const full = pid && fs.existsSync(`/run/netns/${nsName(vmid)}`) ? ['nsenter', '-t', String(pid), '-n', '-u', '--', ...cmd] : cmd
+      if (!full.length) throw new SimError('missing command')
+      const [bin, ...args] = full
+      const r = spawnSync(bin ?? 'true', args, { stdio: 'inherit' })
+      return r.status ?? 255
+    }
+    case 'create': {
+      if (type !== 'lxc') break
+      return pctCreate(rest)
+    }
+  }
+  throw new SimError(`unknown command '${tool} ${sub ?? ''}'\nUSAGE: ${tool} <COMMAND> [ARGS] [OPTIONS]`, 255)
+}
+
+/** pct create N TEMPLATE --hostname H --net0 … (pve-container src/PVE/API2/LXC.pm create_vm). */
+async function pctCreate(argv) {
+  const usage = 'pct create <vmid> <ostemplate> [OPTIONS]'
+  const { pos, opts } = parseArgs(argv, { hostname: 'string', net0: 'string', cores: 'int', memory: 'int', swap: 'int', rootfs: 'string', unprivileged: 'bool', storage: 'string', start: 'bool', password: 'string', 'ssh-public-keys': 'string', features: 'string', onboot: 'bool', ostype: 'string', nameserver: 'string', searchdomain: 'string', tags: 'string', description: 'string' }, usage)
+  const vmid = vmidArg(pos[0], usage)
+  const existing = guestType(vmid)
+  if (existing) throw new SimError(`${label(existing)} ${vmid} already exists on node '${NODE}'`)
+  const tpl = pos[1] ?? ''
+  const tplPath = volumePath(tpl)
+  if (!fs.existsSync(tplPath)) throw new SimError(`volume '${tpl}' does not exist`)
+  let sid = opts.storage ?? 'local', size = '8'
+  if (opts.rootfs) { const m = /^(?:([a-z][a-z0-9_.-]*):)?(\d+(?:\.\d+)?)$/i.exec(opts.rootfs); if (m) { sid = m[1] ?? sid; size = m[2] ?? size } }
+  const st = getStorage(sid)
+  if (!st.content.split(',').includes('rootdir')) throw new SimError(`400 Parameter verification failed.\nstorage: storage '${sid}' does not support container directories\n${usage}`)
+  assertActive(sid, st)
+  writeFileAtomic(confPath('lxc', vmid), '')
+  const name = freeDiskName(sid, vmid)
+  const dir = rootfsPath(sid, name)
+  fs.mkdirSync(dir, { recursive: true })
+  const comp = tplPath.endsWith('.zst') ? ['--zstd'] : tplPath.endsWith('.gz') ? ['-z'] : []
+  const x = spawnSync('tar', ['-xpf', tplPath, ...comp, '-C', dir])
+  if (x.status !== 0) { fs.rmSync(dir, { recursive: true, force: true }); throw new SimError(`unable to create CT ${vmid} - command 'tar xpf ${tplPath}' failed: exit code ${x.status}`) }
+  out(`  Logical volume "${name}" created.`)
+  out(`extracting archive '${tplPath}'`)
+  out('Total bytes read: 1048576 (1.0MiB, 100MiB/s)')
+  out('Detected container architecture: amd64')
+  out(`Creating SSH host key 'ssh_host_ed25519_key' - this may take some time ...`)
+  if (opts.hostname) fs.writeFileSync(path.join(dir, 'etc/hostname'), opts.hostname + '\n')
+  let net0 = opts.net0
+  if (net0 && !/hwaddr=/.test(net0)) net0 = net0.replace(/^(name=[^,]+)/, `$1,hwaddr=${newMac()}`) + (/type=/.test(net0) ? '' : ',type=veth')
+  const conf = [
+    { key: 'arch', value: 'amd64' }, { key: 'cores', value: String(opts.cores ?? 1) },
+    { key: 'hostname', value: opts.hostname ?? `CT${vmid}` }, { key: 'memory', value: String(opts.memory ?? 512) },
+    ...(net0 ? [{ key: 'net0', value: net0 }] : []), { key: 'ostype', value: opts.ostype ?? 'debian' },
+    { key: 'rootfs', value: `${sid}:${name},size=${size}G` }, { key: 'swap', value: String(opts.swap ?? 512) },
+    ...(opts.unprivileged ? [{ key: 'unprivileged', value: '1' }] : []),
+  ]
+  saveConf('lxc', vmid, conf)
+  setRun(vmid, false)
+  if (opts.start) startGuest('lxc', vmid)
+  return 0
+}
