@@ -1,0 +1,157 @@
+// Talking to the operator's S3 (MinIO, or the lab's Ceph RGW) with @aws-sdk/client-s3: one client
+// factory with short timeouts (so "S3 down" is known in seconds), a request counter, and the few calls
+// restore:state needs. Errors are turned into one sentence each; the secret key is never printed.
+//
+// Portability (measured on the lab's RGW, documented for MinIO): CopyObject may return no VersionId and
+// If-None-Match may not be enforced, so nothing here relies on either; writes are PutObject, and the
+// version a write created is read back from the PutObject answer or a HeadObject.
+import {
+  GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, S3Client,
+} from '@aws-sdk/client-s3'
+import { DrError } from './errors.ts'
+import { registerSecret } from './output.ts'
+
+export interface S3Settings {
+  endpoint: string
+  accessKey: string
+  secretKey: string
+  region?: string
+  /** Per-request connect and response timeout (default 3000 ms). */
+  timeoutMs?: number
+}
+
+export interface S3 {
+  client: S3Client
+  endpoint: string
+  /** HTTP requests sent so far (retries included): the benchmark's counter. */
+  requests(): number
+  close(): void
+}
+
+export interface ObjectVersion {
+  versionId: string
+  lastModified: Date
+  size: number
+  isLatest: boolean
+  deleteMarker: boolean
+  etag?: string
+}
+
+// The SDK warns on every run that Node 20 support ends in 2027: noise for the operator.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
+
+export function openS3(s: S3Settings): S3 {
+  registerSecret(s.secretKey)
+  const timeout = s.timeoutMs ?? 3000
+  const client = new S3Client({
+    endpoint: s.endpoint,
+    region: s.region ?? 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: s.accessKey, secretAccessKey: s.secretKey },
+    // RGW answers the default checksum trailer with HTTP 411; MinIO accepts both.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 2,
+    requestHandler: { connectionTimeout: timeout, requestTimeout: timeout },
+  })
+  let count = 0
+  // In the deserialize step, under the retry middleware: one call per HTTP attempt.
+  client.middlewareStack.add((next) => async (args) => {
+    count++
+    return next(args)
+  }, { step: 'deserialize', name: 'hdrRequestCounter' })
+  return { client, endpoint: s.endpoint, requests: () => count, close: () => client.destroy() }
+}
+
+/** Why an S3 call failed, as one of a few kinds the scripts act on. */
+export type S3FailureKind = 'unreachable' | 'credentials' | 'no-bucket' | 'not-found' | 'bad-version' | 'other'
+
+export function classify(e: unknown): S3FailureKind {
+  const err = e as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } }
+  const name = err?.name ?? ''
+  const status = err?.$metadata?.httpStatusCode
+  const text = `${name} ${err?.code ?? ''} ${err?.message ?? ''}`
+  if (/ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|TimeoutError|socket hang up|timed? ?out/i.test(text)) return 'unreachable'
+  if (/InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|InvalidToken|Forbidden/.test(name) || status === 403) return 'credentials'
+  if (name === 'NoSuchBucket') return 'no-bucket'
+  if (name === 'NoSuchVersion' || (name === 'InvalidArgument' && /version/i.test(text))) return 'bad-version'
+  if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) return 'not-found'
+  if (status === 400 && /version/i.test(text)) return 'bad-version'
+  return 'other'
+}
+
+/** An S3 failure as the one sentence the operator reads (never the secret). */
+export function s3Error(e: unknown, s3: S3, what: string): DrError {
+  const kind = classify(e)
+  const name = (e as { name?: string })?.name ?? 'Error'
+  switch (kind) {
+    case 'unreachable':
+      return new DrError('prerequisites', `S3 at ${s3.endpoint} does not answer (${what}).`, 'Check that MinIO is running, or use `restore:state fallback` to work from the local copy.')
+    case 'credentials':
+      return new DrError('prerequisites', `S3 at ${s3.endpoint} refused the credentials (${name}) while ${what}.`, 'Check minio_root_user / minio_root_password in terraform.tfvars, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.')
+    case 'no-bucket':
+      return new DrError('prerequisites', `S3 at ${s3.endpoint} has no such bucket (${what}).`, 'Check the backend block, or rebuild MinIO (rebuild:minio).')
+    default:
+      return new DrError('failed', `S3 error while ${what}: ${name}: ${(e as Error)?.message ?? String(e)}`)
+  }
+}
+
+/** 'up' when the endpoint answers with valid credentials, else the failure kind. Bucket is HEADed. */
+export async function probe(s3: S3, bucket: string): Promise<'up' | S3FailureKind> {
+  try {
+    await s3.client.send(new HeadBucketCommand({ Bucket: bucket }))
+    return 'up'
+  } catch (e) {
+    return classify(e)
+  }
+}
+
+/** Every version and delete marker of exactly `key`, newest first. */
+export async function listVersions(s3: S3, bucket: string, key: string): Promise<ObjectVersion[]> {
+  const out: ObjectVersion[] = []
+  let KeyMarker: string | undefined
+  let VersionIdMarker: string | undefined
+  for (;;) {
+    const r = await s3.client.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: key, KeyMarker, VersionIdMarker }))
+    for (const v of r.Versions ?? []) {
+      if (v.Key !== key || !v.VersionId) continue
+      out.push({ versionId: v.VersionId, lastModified: v.LastModified ?? new Date(0), size: v.Size ?? 0, isLatest: v.IsLatest === true, deleteMarker: false, etag: v.ETag })
+    }
+    for (const m of r.DeleteMarkers ?? []) {
+      if (m.Key !== key || !m.VersionId) continue
+      out.push({ versionId: m.VersionId, lastModified: m.LastModified ?? new Date(0), size: 0, isLatest: m.IsLatest === true, deleteMarker: true })
+    }
+    if (!r.IsTruncated) break
+    // Past our key: the rest of the listing is other keys sharing the prefix (e.g. <key>.tflock).
+    if (r.NextKeyMarker !== key) break
+    KeyMarker = r.NextKeyMarker
+    VersionIdMarker = r.NextVersionIdMarker
+  }
+  // The server's order is newest first per key; sort anyway (the latest flag wins ties).
+  return out.sort((a, b) => Number(b.isLatest) - Number(a.isLatest) || b.lastModified.getTime() - a.lastModified.getTime())
+}
+
+/** The body of an object (a given version, or the current one) as text. */
+export async function getText(s3: S3, bucket: string, key: string, versionId?: string): Promise<{ text: string; versionId: string | undefined; lastModified: Date | undefined }> {
+  const r = await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }))
+  return { text: (await r.Body?.transformToString('utf8')) ?? '', versionId: r.VersionId, lastModified: r.LastModified }
+}
+
+/** True when the object exists (its latest version is not a delete marker). */
+export async function exists(s3: S3, bucket: string, key: string): Promise<boolean> {
+  try {
+    await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
+    return true
+  } catch (e) {
+    if (classify(e) === 'not-found') return false
+    throw e
+  }
+}
+
+/** Writes a new current version; returns its version id (from the answer, else from a HeadObject). */
+export async function putText(s3: S3, bucket: string, key: string, text: string, contentType = 'application/json'): Promise<string | undefined> {
+  const r = await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: text, ContentType: contentType }))
+  if (r.VersionId) return r.VersionId
+  const h = await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
+  return h.VersionId
+}
