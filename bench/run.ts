@@ -5,13 +5,17 @@ import { writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
 import { startup } from './startup.ts'
+import { restoreState } from './restore-state.ts'
 import type { Row } from './measure.ts'
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' } }, strict: true })
 const iterations = values.quick ? 1 : 5
 
 type Scenario = { name: string; run: (n: number) => Promise<Row[]> | Row[] }
-const scenarios: Scenario[] = [{ name: 'start-up', run: startup }]
+const scenarios: Scenario[] = [
+  { name: 'start-up', run: startup },
+  { name: 'restore:state', run: restoreState },
+]
 
 const rows: Row[] = []
 for (const s of scenarios) {
