@@ -108,7 +108,7 @@ export function pickBackup(list: Backup[], wanted: DateWanted | undefined, tz?: 
     .slice(0, 3)
     .map((b) => backupLocalTime(b, tz).replace('T', ' '))
   const asked = wanted.kind === 'day' ? wanted.day : wanted.minute.replace('T', ' ')
-  throw new DrError('prerequisites', `No backup of VM ${sorted[0]!.vmid} from ${asked}. Nearest backups: ${nearest.join(', ')}.`, 'Pass one of those with --date, or use --list to see them all.')
+  throw new DrError('prerequisites', `No backup of ${sorted[0]!.type === 'lxc' ? 'CT' : 'VM'} ${sorted[0]!.vmid} from ${asked}. Nearest backups: ${nearest.join(', ')}.`, 'Pass one of those with --date, or use --list to see them all.')
 }
 
 export function humanSize(bytes: number): string {

@@ -208,7 +208,7 @@ const DISK_KEY = /^(scsi|sata|virtio|ide|efidisk|tpmstate|rootfs|mp)\d*$/
 /** Disks of a config with their sizes in bytes (size=32G), skipping CD-ROMs and backup=0 disks. */
 export function guestDisks(conf: GuestConfig): Array<{ key: string; storage: string; bytes: number }> {
   return Object.entries(conf).flatMap(([key, value]) => {
-    if (!DISK_KEY.test(key) || /media=cdrom/.test(value) || value.startsWith('none')) return []
+    if (!DISK_KEY.test(key) || /media=cdrom/.test(value) || /(?:^|,)backup=0(?:,|$)/.test(value) || value.startsWith('none')) return []
     const storage = value.split(':')[0] ?? ''
     const m = /(?:^|,)size=(\d+(?:\.\d+)?)([KMGT])?(?:,|$)/.exec(value)
     const bytes = m ? Math.ceil(Number(m[1]) * (SIZE_UNITS[m[2] ?? ''] ?? 1)) : 0

@@ -1,0 +1,217 @@
+// A guest being restored: what holds an ID on the node now, what a backup will bring back (its disks,
+// address, agent), the archive's integrity probe, and the proof that a started guest is alive.
+// Reads only; the restore's writes are argvs built by scripts/restore-vm.ts and sent through Ssh.
+import { DrError } from './errors.ts'
+import { exec } from './exec.ts'
+import { guestAddress, guestDisks, parseGuestConfig, tool, type GuestConfig, type Pve } from './pve.ts'
+import { Ssh } from './ssh.ts'
+import type { Backup, GuestType } from './backups.ts'
+import type { Config } from './config.ts'
+
+/** What holds a VMID on the node right now. */
+export interface Occupant {
+  vmid: number
+  type: GuestType
+  /** running | stopped | … from `qm status`/`pct status` (not the lagging /cluster/resources). */
+  status: string
+  config: GuestConfig
+}
+
+export const guestName = (conf: GuestConfig | undefined): string | undefined => conf?.name ?? conf?.hostname
+export const kindOf = (type: GuestType) => (type === 'qemu' ? 'VM' : 'CT')
+/** `VM 101 (web01)` */
+export const label = (type: GuestType, vmid: number, conf?: GuestConfig) => `${kindOf(type)} ${vmid}${guestName(conf) ? ` (${guestName(conf)})` : ''}`
+
+/** `agent: 1` or `agent: enabled=1,…` (qemu-server's agent property string). */
+export function agentEnabled(conf: GuestConfig): boolean {
+  const v = conf.agent ?? ''
+  return /^(1|enabled=1)(,|$)/.test(v) || /(^|,)enabled=1(,|$)/.test(v)
+}
+
+export const isProtected = (conf: GuestConfig) => /^(1|true|yes|on)$/i.test(conf.protection ?? '')
+
+/**
+ * What holds a VMID — VM, CT or nothing — with its config and current status, in one round trip:
+ * `qm config`, else `pct config`, then that tool's `status`. A fixed script; $1 = VMID.
+ */
+export async function readOccupant(pve: Pve, vmid: number): Promise<Occupant | undefined> {
+  const script = [
+    'for t in qm pct; do',
+    '  if out=$("$t" config "$1" 2>&1); then',
+    `    printf 'type=%s\\n%s\\n\\036\\n' "$t" "$out"; exec "$t" status "$1"`,
+    '  fi',
+    '  case "$out" in *"does not exist"*) ;; *) printf "%s\\n" "$out" >&2; exit 1 ;; esac',
+    'done',
+    'echo type=none',
+  ].join('\n')
+  const r = await pve.ssh.runScript(script, [String(vmid)])
+  const t = /^type=(\w+)$/m.exec(r.stdout)?.[1]
+  if (t === 'none') return undefined
+  if (r.exitCode !== 0 || (t !== 'qm' && t !== 'pct')) throw new DrError('failed', `Cannot read guest ${vmid} on node '${pve.node}': ${lastLine(r.stderr || r.stdout)}`)
+  const cut = r.stdout.indexOf('\n\x1e\n')
+  const config = parseGuestConfig(r.stdout.slice(r.stdout.indexOf('\n') + 1, cut))
+  const status = /^status: (\S+)/m.exec(r.stdout.slice(cut))?.[1]
+  if (!status) throw new DrError('failed', `\`${t} status ${vmid}\` failed on node '${pve.node}': ${lastLine(r.stderr)}`)
+  return { vmid, type: t === 'qm' ? 'qemu' : 'lxc', status, config }
+}
+
+// ---- the archive ----
+
+/** Compression-tool argv per vzdump compression (pve-storage decompressor_info). */
+const DECOMPRESS: Record<string, string[]> = { gz: ['zcat'], lzo: ['lzop', '-d', '-c'], zst: ['zstd', '-q', '-d', '-c'], bz2: ['bzcat', '-q'] }
+const TEST: Record<string, string[]> = { gz: ['gzip', '-t'], lzo: ['lzop', '-t'], zst: ['zstd', '-q', '-t'], bz2: ['bzip2', '-t'] }
+
+/** What the probe runs on the node, for the plan and the report. */
+export function probeDescription(b: Backup): string {
+  const c = b.compression
+  if (b.format.startsWith('vma')) return `${c ? (DECOMPRESS[c] ?? []).join(' ') : 'cat'} FILE | vma verify -`
+  return c ? `${(TEST[c] ?? []).join(' ')} FILE` : 'tar -tf FILE'
+}
+
+/**
+ * EC-4, in one round trip: the configuration inside the backup (`pvesm extractconfig`, which reads
+ * only the header), then the whole archive once: the compression stream (its frames and checksums)
+ * and, for a VMA, the header MD5 and every extent (`vma verify`). extractconfig alone passes a
+ * truncated archive, and a damaged VMA header only fails qmrestore after 60 s — after the old guest's
+ * disks are gone. Returns the file's path and the guest config; throws a sentence naming the file.
+ */
+export async function probeArchive(pve: Pve, b: Backup): Promise<{ path: string; config: GuestConfig }> {
+  if (b.size <= 0) throw corrupt(b, 'the file is empty (0 bytes)')
+  const c = b.compression
+  const vma = b.format.startsWith('vma')
+  const argv = vma ? ['vma', ...(c ? DECOMPRESS[c] ?? ['cat'] : ['cat'])] : ['tar', ...(c ? TEST[c] ?? ['tar', '-tf'] : ['tar', '-tf'])]
+  const script = [
+    'p=$(pvesm path "$1") || exit 90',
+    `printf 'path=%s\\n' "$p"`,
+    'pvesm extractconfig "$1" || exit 91',
+    `printf '\\n\\036\\n'`,
+    'kind=$2; shift 2',
+    'if [ "$kind" = vma ]; then set -o pipefail; "$@" "$p" | vma verify -; else "$@" "$p" >/dev/null; fi',
+  ].join('\n')
+  const r = await pve.ssh.runScript(script, [b.volid, ...argv], { timeoutMs: 4 * 3600_000 })
+  const path = /^path=(\/.*)$/m.exec(r.stdout)?.[1]
+  if (r.exitCode === 90 || !path) throw new DrError('prerequisites', `Cannot locate ${b.volid} on node '${pve.node}': ${lastLine(r.stderr || r.stdout)}. Nothing was changed.`)
+  const cut = r.stdout.indexOf('\n\x1e\n')
+  if (r.exitCode === 91 || cut < 0) throw corrupt(b, `its configuration cannot be read (${lastLine(r.stderr || r.stdout)})`)
+  const config = parseGuestConfig(r.stdout.slice(r.stdout.indexOf('\n') + 1, cut))
+  if (r.exitCode !== 0) {
+    // vma prints its own error on stdout or stderr depending on the path taken: take the last line of either.
+    throw corrupt(b, lastLine([r.stderr, r.stdout.slice(cut + 3)].filter((s) => s.trim()).join('\n')))
+  }
+  return { path, config }
+}
+
+function corrupt(b: Backup, why: string): DrError {
+  return new DrError('prerequisites', `Backup ${b.file} failed its integrity check: ${why}.`)
+}
+
+// ---- disks and space ----
+
+/** Bytes each storage must receive for the guest's disks (as recorded in the backup). */
+export function spaceNeeded(backupConf: GuestConfig, storageOverride?: string): Map<string, number> {
+  const need = new Map<string, number>()
+  for (const d of guestDisks(backupConf)) {
+    const s = storageOverride ?? d.storage
+    need.set(s, (need.get(s) ?? 0) + d.bytes)
+  }
+  return need
+}
+
+/** Bytes freed on each storage when an existing guest's disks are replaced by the restore. */
+export function spaceFreed(current: GuestConfig | undefined): Map<string, number> {
+  const freed = new Map<string, number>()
+  for (const d of guestDisks(current ?? {})) freed.set(d.storage, (freed.get(d.storage) ?? 0) + d.bytes)
+  return freed
+}
+
+// ---- reaching the guest ----
+
+export interface GuestAccess {
+  address: string | undefined
+  /** Where the address came from: the backup's config or the tfvars. */
+  source: string
+  user: string
+  port: number
+}
+
+/**
+ * The guest's address (static `ipconfig0`/`net0` in the backup, else tfvars `guest_addresses`
+ * keyed by VMID or name) and SSH login (tfvars `guest_ssh_user`, `guest_ssh_port`; root and 22).
+ */
+export function guestAccess(cfg: Config, vmid: number, conf: GuestConfig): GuestAccess {
+  const raw = (k: string) => cfg.vars.get(k)?.value
+  const user = typeof raw('guest_ssh_user') === 'string' ? (raw('guest_ssh_user') as string) : 'root'
+  const portRaw = raw('guest_ssh_port')
+  const port = typeof portRaw === 'number' ? portRaw : typeof portRaw === 'string' && /^\d+$/.test(portRaw) ? Number(portRaw) : 22
+  const fromConf = guestAddress(conf)
+  if (fromConf) return { address: fromConf, source: conf.ipconfig0 ? 'ipconfig0' : 'net0', user, port }
+  const map = raw('guest_addresses')
+  if (map && typeof map === 'object' && !Array.isArray(map)) {
+    const m = map as Record<string, unknown>
+    const name = guestName(conf)
+    const v = m[String(vmid)] ?? (name ? m[name] : undefined)
+    if (typeof v === 'string' && /^[A-Za-z0-9][A-Za-z0-9.:-]*$/.test(v)) return { address: v, source: `guest_addresses in ${cfg.vars.get('guest_addresses')?.file}`, user, port }
+  }
+  return { address: undefined, source: 'none', user, port }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** ICMP ping from the operator's machine, retried while the guest boots. Returns attempts used. */
+export async function waitForPing(address: string, deadlineMs: number): Promise<number> {
+  const end = Date.now() + deadlineMs
+  for (let attempt = 1; ; attempt++) {
+    const r = await exec('ping', ['-c', '1', '-W', '2', address], { timeoutMs: 5_000 })
+    if (r.exitCode === 0) return attempt
+    if (Date.now() >= end) throw new DrError('verification', `${address} does not answer ping (${attempt} attempts over ${Math.round(deadlineMs / 1000)} s).`)
+    await sleep(1_000)
+  }
+}
+
+/** An SSH login to the guest (the operator's ssh, BatchMode), retried while sshd starts. Returns its hostname. */
+export async function waitForSsh(access: GuestAccess & { address: string }, name: string, deadlineMs: number): Promise<string> {
+  const end = Date.now() + deadlineMs
+  let last = ''
+  for (let attempt = 1; ; attempt++) {
+    const ssh = new Ssh({ name, host: access.address, port: access.port, user: access.user })
+    try {
+      return await ssh.connect()
+    } catch (e) {
+      last = e instanceof Error ? (/over SSH \([^)]*\): (.*)$/.exec(e.message.replace(/\.$/, ''))?.[1] ?? e.message) : String(e)
+    } finally {
+      await ssh.close()
+    }
+    if (Date.now() >= end) throw new DrError('verification', `No SSH login to ${access.user}@${access.address}:${access.port} (${attempt} attempt${attempt > 1 ? 's' : ''}): ${last}.`)
+    await sleep(1_500)
+  }
+}
+
+/**
+ * Post-start proof on the node, in one round trip: `qm status`/`pct status`, then (qemu with an agent,
+ * when running) one `qm guest cmd N ping`. The caller retries the agent while the guest boots.
+ */
+export async function verifyOnNode(pve: Pve, type: GuestType, vmid: number, agent: boolean): Promise<{ status: string; agent: string }> {
+  const script = [
+    's=$("$1" status "$2") || { printf "%s\\n" "$s"; exit 1; }',
+    'printf "%s\\n" "$s"',
+    'case "$s" in *running*) ;; *) exit 0 ;; esac',
+    '[ "$3" = 1 ] || exit 0',
+    'out=$(qm guest cmd "$2" ping 2>&1) && echo "agent=ok" || printf "agent=%s\\n" "${out##*$\'\\n\'}"',
+  ].join('\n')
+  const r = await pve.ssh.runScript(script, [tool(type), String(vmid), agent ? '1' : '0'])
+  const status = /^status: (\S+)/m.exec(r.stdout)?.[1] ?? `unknown (${lastLine(r.stderr || r.stdout)})`
+  return { status, agent: agent ? (/^agent=(.*)$/m.exec(r.stdout)?.[1] ?? 'no answer') : 'none' }
+}
+
+/** `qm guest cmd N ping`, retried from here while the agent starts. Returns 'ok' or the last error. */
+export async function waitForAgent(pve: Pve, vmid: number, deadlineMs: number): Promise<string> {
+  const end = Date.now() + deadlineMs
+  for (;;) {
+    const r = await pve.ssh.run(['qm', 'guest', 'cmd', String(vmid), 'ping'], { timeoutMs: 30_000 })
+    if (r.exitCode === 0) return 'ok'
+    if (Date.now() >= end) return lastLine(r.stderr || r.stdout)
+    await sleep(1_000)
+  }
+}
+
+export const lastLine = (s: string) => s.trim().split('\n').map((l) => l.trim()).filter(Boolean).at(-1) ?? 'no output'
