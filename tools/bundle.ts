@@ -43,6 +43,8 @@ for (const t of tasks.tasks) {
     target: 'node18',
     banner: { js: banner },
     plugins: [inlineHclWasm],
+    // hcl2json's Go bridge does `globalThis.performance ??= require("performance")`: never reached on Node >= 16.
+    external: ['performance'],
     legalComments: 'none',
     logLevel: 'warning',
   })
