@@ -7,6 +7,8 @@ import { parseArgs } from 'node:util'
 import { startup } from './startup.ts'
 import { restoreState } from './restore-state.ts'
 import type { Row } from './measure.ts'
+import { LAB_DIR } from '../test/lab/lab.ts'
+import { lock } from '../test/lab/node.ts'
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' } }, strict: true })
 const iterations = values.quick ? 1 : 5
@@ -16,6 +18,10 @@ const scenarios: Scenario[] = [
   { name: 'start-up', run: startup },
   { name: 'restore:state', run: restoreState },
 ]
+
+// The lab is shared with the tests: hold it (children inherit the lock).
+await lock(LAB_DIR, 30 * 60_000)
+process.env.HDR_LAB_LOCKED_BY = String(process.pid)
 
 const rows: Row[] = []
 for (const s of scenarios) {

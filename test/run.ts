@@ -4,6 +4,8 @@
 import { spawnSync } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
+import { LAB_DIR } from './lab/lab.ts'
+import { lock } from './lab/node.ts'
 
 const root = join(import.meta.dirname, '..')
 const filters = process.argv.slice(2)
@@ -22,6 +24,11 @@ const files = find(join(root, 'test'))
   .map((f) => relative(root, f))
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort((a, b) => order(a) - order(b) || a.localeCompare(b))
+
+// The lab is one set of fixed addresses: hold it for the whole run (children inherit the lock),
+// so a benchmark or another run cannot reset it under a test.
+await lock(LAB_DIR, 30 * 60_000)
+process.env.HDR_LAB_LOCKED_BY = String(process.pid)
 
 let passed = 0
 let failed = 0

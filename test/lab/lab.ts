@@ -14,6 +14,7 @@ const parts = { node, s3, monitoring } as const
 const ALL: Part[] = ['node', 's3', 'monitoring']
 
 export async function labUp(which: Part[] = ALL): Promise<void> {
+  await node.lock(LAB_DIR) // one user of the lab at a time; held until this process exits
   // The node first: it creates the lab's ssh key that the other parts authorize.
   for (const p of ALL) if (which.includes(p)) await parts[p].up(LAB_DIR)
 }
