@@ -6,6 +6,8 @@ import { cpus, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
 import { startup } from './startup.ts'
 import { restoreState } from './restore-state.ts'
+import { restoreVm } from './restore-vm.ts'
+import { verifyBackups } from './verify-backups.ts'
 import type { Row } from './measure.ts'
 import { LAB_DIR } from '../test/lab/lab.ts'
 import { lock } from '../test/lab/node.ts'
@@ -17,6 +19,9 @@ type Scenario = { name: string; run: (n: number) => Promise<Row[]> | Row[] }
 const scenarios: Scenario[] = [
   { name: 'start-up', run: startup },
   { name: 'restore:state', run: restoreState },
+  { name: 'restore:vm', run: restoreVm },
+  // --quick: fewer and smaller files (2 archives of 16–24 MiB; 10 and 100 listed files)
+  { name: 'verify:backups', run: (n) => verifyBackups(n, Boolean(values.quick)) },
 ]
 
 // The lab is shared with the tests: hold it (children inherit the lock).
