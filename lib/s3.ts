@@ -5,9 +5,7 @@
 // Portability (measured on the lab's RGW, documented for MinIO): CopyObject may return no VersionId and
 // If-None-Match may not be enforced, so nothing here relies on either; writes are PutObject, and the
 // version a write created is read back from the PutObject answer or a HeadObject.
-import {
-  GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, S3Client,
-} from '@aws-sdk/client-s3'
+import type { S3Client } from '@aws-sdk/client-s3'
 import { DrError } from './errors.ts'
 import { registerSecret } from './output.ts'
 
@@ -20,8 +18,12 @@ export interface S3Settings {
   timeoutMs?: number
 }
 
+// The SDK is loaded on first use (~100 ms): --help and the tasks' node-only paths stay fast.
+type Sdk = typeof import('@aws-sdk/client-s3')
+
 export interface S3 {
   client: S3Client
+  sdk: Sdk
   endpoint: string
   /** HTTP requests sent so far (retries included): the benchmark's counter. */
   requests(): number
@@ -40,10 +42,11 @@ export interface ObjectVersion {
 // The SDK warns on every run that Node 20 support ends in 2027: noise for the operator.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 
-export function openS3(s: S3Settings): S3 {
+export async function openS3(s: S3Settings): Promise<S3> {
   registerSecret(s.secretKey)
+  const sdk = await import('@aws-sdk/client-s3')
   const timeout = s.timeoutMs ?? 3000
-  const client = new S3Client({
+  const client = new sdk.S3Client({
     endpoint: s.endpoint,
     region: s.region ?? 'us-east-1',
     forcePathStyle: true,
@@ -60,7 +63,7 @@ export function openS3(s: S3Settings): S3 {
     count++
     return next(args)
   }, { step: 'deserialize', name: 'hdrRequestCounter' })
-  return { client, endpoint: s.endpoint, requests: () => count, close: () => client.destroy() }
+  return { client, sdk, endpoint: s.endpoint, requests: () => count, close: () => client.destroy() }
 }
 
 /** Why an S3 call failed, as one of a few kinds the scripts act on. */
@@ -99,7 +102,7 @@ export function s3Error(e: unknown, s3: S3, what: string): DrError {
 /** 'up' when the endpoint answers with valid credentials, else the failure kind. Bucket is HEADed. */
 export async function probe(s3: S3, bucket: string): Promise<'up' | S3FailureKind> {
   try {
-    await s3.client.send(new HeadBucketCommand({ Bucket: bucket }))
+    await s3.client.send(new s3.sdk.HeadBucketCommand({ Bucket: bucket }))
     return 'up'
   } catch (e) {
     return classify(e)
@@ -112,7 +115,7 @@ export async function listVersions(s3: S3, bucket: string, key: string): Promise
   let KeyMarker: string | undefined
   let VersionIdMarker: string | undefined
   for (;;) {
-    const r = await s3.client.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: key, KeyMarker, VersionIdMarker }))
+    const r = await s3.client.send(new s3.sdk.ListObjectVersionsCommand({ Bucket: bucket, Prefix: key, KeyMarker, VersionIdMarker }))
     for (const v of r.Versions ?? []) {
       if (v.Key !== key || !v.VersionId) continue
       out.push({ versionId: v.VersionId, lastModified: v.LastModified ?? new Date(0), size: v.Size ?? 0, isLatest: v.IsLatest === true, deleteMarker: false, etag: v.ETag })
@@ -133,14 +136,14 @@ export async function listVersions(s3: S3, bucket: string, key: string): Promise
 
 /** The body of an object (a given version, or the current one) as text. */
 export async function getText(s3: S3, bucket: string, key: string, versionId?: string): Promise<{ text: string; versionId: string | undefined; lastModified: Date | undefined }> {
-  const r = await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }))
+  const r = await s3.client.send(new s3.sdk.GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }))
   return { text: (await r.Body?.transformToString('utf8')) ?? '', versionId: r.VersionId, lastModified: r.LastModified }
 }
 
 /** True when the object exists (its latest version is not a delete marker). */
 export async function exists(s3: S3, bucket: string, key: string): Promise<boolean> {
   try {
-    await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
+    await s3.client.send(new s3.sdk.HeadObjectCommand({ Bucket: bucket, Key: key }))
     return true
   } catch (e) {
     if (classify(e) === 'not-found') return false
@@ -150,8 +153,8 @@ export async function exists(s3: S3, bucket: string, key: string): Promise<boole
 
 /** Writes a new current version; returns its version id (from the answer, else from a HeadObject). */
 export async function putText(s3: S3, bucket: string, key: string, text: string, contentType = 'application/json'): Promise<string | undefined> {
-  const r = await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: text, ContentType: contentType }))
+  const r = await s3.client.send(new s3.sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: text, ContentType: contentType }))
   if (r.VersionId) return r.VersionId
-  const h = await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
+  const h = await s3.client.send(new s3.sdk.HeadObjectCommand({ Bucket: bucket, Key: key }))
   return h.VersionId
 }

@@ -101,7 +101,7 @@ await runTask(spec, async ({ positionals, values }) => {
   // ---- config
   const cfg = await loadConfig(values['tf-dir'])
   const minio = requireMinio(cfg)
-  const s3 = openS3({ endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey })
+  const s3 = await openS3({ endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey })
   const report = new StateReport(s3)
   try {
     if (action === 'snapshot') return await snapshot(cfg, s3, report, values)

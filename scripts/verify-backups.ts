@@ -235,7 +235,7 @@ async function checkStates(cfg: Config, items: Item[], line: (t: string) => void
   const envs = cfg.environments.filter((e) => e.bucket && e.key)
   if (envs.length === 0) throw new DrError('prerequisites', 'No environment has an s3 backend: there is no state to check.', 'See docs/configuration.md.')
   for (const env of envs) {
-    const s3 = openS3({ endpoint: env.endpoint ?? minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey, timeoutMs: 10_000 })
+    const s3 = await openS3({ endpoint: env.endpoint ?? minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey, timeoutMs: 10_000 })
     try {
       let versions
       try {
