@@ -93,7 +93,7 @@ export function s3Error(e: unknown, s3: S3, what: string): DrError {
     case 'credentials':
       return new DrError('prerequisites', `S3 at ${s3.endpoint} refused the credentials (${name}) while ${what}.`, 'Check minio_root_user / minio_root_password in terraform.tfvars, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.')
     case 'no-bucket':
-      return new DrError('prerequisites', `S3 at ${s3.endpoint} has no such bucket (${what}).`, 'Check the backend block, or rebuild MinIO (rebuild:minio).')
+      return new DrError('prerequisites', `S3 at ${s3.endpoint} has no such bucket (${what}).`, 'Check the backend block; if MinIO was rebuilt empty, see docs/restore-state.md, "MinIO rebuilt empty".')
     default:
       return new DrError('failed', `S3 error while ${what}: ${name}: ${(e as Error)?.message ?? String(e)}`)
   }

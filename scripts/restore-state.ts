@@ -404,7 +404,7 @@ async function fallback(c: Ctx): Promise<number> {
   if (override.state === 'foreign') throw new DrError('prerequisites', `${override.file} exists and was not written by homelab-dr; refusing to replace it.`)
   const answer = await probe(c.s3, c.bucket)
   if (answer !== 'unreachable') {
-    throw new DrError('prerequisites', `S3 at ${c.s3.endpoint} answers${answer === 'up' ? '' : ` (${answer})`}: there is nothing to fall back from.`, answer === 'up' ? `The state is in ${c.url}: use list / restore.` : answer === 'no-bucket' ? 'MinIO is empty: rebuild it and push the state back (npm run rebuild:minio -- --push-state).' : 'Fix the S3 credentials or bucket instead.')
+    throw new DrError('prerequisites', `S3 at ${c.s3.endpoint} answers${answer === 'up' ? '' : ` (${answer})`}: there is nothing to fall back from.`, answer === 'up' ? `The state is in ${c.url}: use list / restore.` : answer === 'no-bucket' ? 'MinIO is empty: recreate the bucket with versioning, then push the newest local copy back (terraform state push; see docs/restore-state.md, "MinIO rebuilt empty"). rebuild:minio (US3) will automate this.' : 'Fix the S3 credentials or bucket instead.')
   }
   await tf.verifyTerraform()
   const local = fallbackPaths(c)
@@ -469,7 +469,7 @@ async function stateLost(c: Ctx): Promise<number> {
   c.report.facts.importsFile = file
   return c.report.fail(new DrError('prerequisites', `The Terraform state of '${c.env.name}' is lost: S3 at ${c.s3.endpoint} does not answer and there is no local copy in ${mirrorDir(c.env.name, c.workspace)}.`), [
     `${c.values['dry-run'] ? 'Would write' : 'Wrote'} ${file}: one import block for each of the ${resources.length} resources in ${c.env.dir}, ids left for you to fill.`,
-    'Bring S3 back first (npm run rebuild:minio), fill the ids, copy the file into the environment folder, then: terraform init && terraform plan (only imports) && terraform apply.',
+    'Bring S3 back first (MinIO running with its bucket), fill the ids, copy the file into the environment folder, then: terraform init && terraform plan (only imports) && terraform apply.',
   ])
 }
 
@@ -590,7 +590,7 @@ async function verifyS3Answers(c: Ctx): Promise<void> {
 }
 
 function noStateInS3(c: Ctx): DrError {
-  return new DrError('prerequisites', `There is no state at ${c.url} (no version, no delete marker).`, 'Check --env and --workspace; if MinIO was rebuilt empty: npm run rebuild:minio -- --push-state.')
+  return new DrError('prerequisites', `There is no state at ${c.url} (no version, no delete marker).`, 'Check --env and --workspace. If MinIO was rebuilt empty, push the newest local copy back: see docs/restore-state.md, "MinIO rebuilt empty".')
 }
 
 function refuseWhileFallback(c: Ctx): void {

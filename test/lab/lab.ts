@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import * as node from './node.ts'
 import * as s3 from './s3.ts'
 import * as monitoring from './monitoring.ts'
+import { spawnSync } from 'node:child_process'
 
 export const ROOT = join(import.meta.dirname, '..', '..')
 export const LAB_DIR = process.env.HDR_LAB_DIR ?? '/tmp/hdr-lab'
@@ -38,11 +39,24 @@ export function labEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   }
 }
 
+/** For trying tasks by hand: the fixture's prod environment applied, so its state exists in S3. */
+function applyProd(): void {
+  const dir = join(FIXTURE, 'environments', 'prod')
+  const env = s3.terraformEnv(LAB_DIR, 'prod')
+  for (const args of [['init', '-input=false'], ['apply', '-auto-approve', '-input=false']]) {
+    const r = spawnSync('terraform', [`-chdir=${dir}`, ...args], { env, encoding: 'utf8' })
+    if (r.status !== 0) throw new Error(`terraform ${args[0]} in ${dir} failed: ${r.stderr}`)
+  }
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const [cmd, ...rest] = process.argv.slice(2)
   const which = (rest.length ? rest : ALL) as Part[]
   const t0 = Date.now()
-  if (cmd === 'up') await labUp(which)
+  if (cmd === 'up') {
+    await labUp(which)
+    if (which.includes('s3')) applyProd()
+  }
   else if (cmd === 'down') await labDown(which)
   else if (cmd === 'reset') await node.reset(LAB_DIR)
   else {
