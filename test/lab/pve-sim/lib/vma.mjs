@@ -1,6 +1,6 @@
 // VMA archive writer and reader — byte layout and error strings from proxmox/pve-qemu
 // vma_spec.txt and debian/patches/pve/0026-PVE-Backup-add-vma-backup-format-code.patch
-// (vma.h, vma-reader.c, vma-writer.c). Pure functions over Buffers; no I/O.
+// (vma.h, vma-reader.c, vma-writer.c). Pure code over Buffers (the reader streams: VmaReader); no I/O.
 import { createHash, randomBytes } from 'node:crypto'
 
 export const BLOCK_SIZE = 4096
@@ -95,22 +95,193 @@ export function writeVma(spec) {
   return Buffer.concat(parts)
 }
 
+/** Header bytes kept for the blob table; the MD5 covers all header_size bytes whatever this is. */
+const HEADER_KEEP_MAX = 16 * 1048576 // the writer's HEADERBUF_SIZE is 512 KiB
+/** Largest extent data part a well-formed extent can carry (59 full clusters). */
+const EXTENT_DATA_MAX = BLOCKS_PER_EXTENT * CLUSTER_SIZE
+
 /**
- * Parse and check the header (vma-reader.c vma_reader_read_head), in the reader's order.
- * @param {Buffer} buf the decompressed archive, or at least its head
+ * Streaming reader: feed the decompressed archive in chunks of any size with push(), then end().
+ * Checks in vma-reader.c's order: vma_reader_read_head on the header (MD5 over header_size bytes),
+ * then vma_reader_restore_full / restore_extent per extent (MD5 of the 512-byte extent header only;
+ * extent data is counted, not hashed). Memory: the header, one 512-byte extent header, and in
+ * restore mode one extent's data (≤ 3.7 MiB) plus the device images; never the whole stream.
+ * Chunks are not kept: a caller may reuse its read buffer.
+ * mode 'verify' = `vma verify` (no missing-cluster pass); mode 'restore' also fills device images
+ * and reports `detected missing cluster` at EOF; headerOnly stops after the header (extra input ignored).
  */
-export function readVmaHeader(buf) {
+export class VmaReader {
+  /** @param {{mode?: 'verify'|'restore', headerOnly?: boolean, onProgress?: (pct: number, bytes: number) => void}} [opts] */
+  constructor(opts = {}) {
+    this.mode = opts.mode ?? 'verify'
+    this.headerOnly = !!opts.headerOnly
+    this.onProgress = opts.onProgress
+    this.header = null
+    this.got = 0 // header bytes read
+    this.first = Buffer.alloc(HEADER_STRUCT_SIZE)
+    this.headerSize = 0
+    this.hash = null
+    this.kept = [] // header bytes kept (≤ HEADER_KEEP_MAX)
+    this.keptLen = 0
+    this.eh = Buffer.alloc(EXTENT_HEADER_SIZE) // current extent header
+    this.ehFill = 0
+    this.extentSize = 0
+    this.dataFill = 0 // data bytes of the current extent read so far
+    this.extData = null // restore only: the current extent's data
+  }
+
+  /** @param {Buffer} chunk */
+  push(chunk) {
+    let at = 0
+    while (at < chunk.length) {
+      if (!this.header) {
+        at = this.#headerBytes(chunk, at)
+        if (this.header && this.headerOnly) return
+      } else if (this.ehFill < EXTENT_HEADER_SIZE) {
+        const n = Math.min(EXTENT_HEADER_SIZE - this.ehFill, chunk.length - at)
+        chunk.copy(this.eh, this.ehFill, at, at + n)
+        this.ehFill += n; at += n
+        if (this.ehFill === EXTENT_HEADER_SIZE) this.#extentHead()
+      } else {
+        const n = Math.min(this.extentSize - EXTENT_HEADER_SIZE - this.dataFill, chunk.length - at)
+        if (this.extData && this.dataFill < EXTENT_DATA_MAX) chunk.copy(this.extData, this.dataFill, at, at + Math.min(n, EXTENT_DATA_MAX - this.dataFill))
+        this.dataFill += n; at += n
+        if (EXTENT_HEADER_SIZE + this.dataFill === this.extentSize) this.#extentDone()
+      }
+    }
+  }
+
+  /** EOF: a clean end only right after an extent (there is no trailer). */
+  end() {
+    const fail = (m) => { throw new VmaError(m, 'extent') }
+    if (!this.header) {
+      if (this.got < HEADER_STRUCT_SIZE) throw new VmaError(`can't read vma header - got EOF`, 'header')
+      throw new VmaError(`can't read vma header data - got EOF`, 'header')
+    }
+    if (this.headerOnly) return { header: this.header, devices: [] }
+    if (this.ehFill > 0 && this.ehFill < EXTENT_HEADER_SIZE) fail(`read short extent (${this.ehFill} bytes)`)
+    if (this.ehFill === EXTENT_HEADER_SIZE) fail(`short vma extent (${EXTENT_HEADER_SIZE + this.dataFill} < ${this.extentSize})`)
+    if (this.mode === 'restore') {
+      for (const dev of this.devs.values()) {
+        if (dev.name === 'vmstate') continue
+        const miss = dev.seen.indexOf(0)
+        if (miss >= 0) throw new VmaError(`detected missing cluster ${miss} for stream ${dev.name}`, 'missing')
+      }
+    }
+    return { header: this.header, devices: [...this.devs.values()].map(({ id, name, size, data }) => ({ id, name, size, data })) }
+  }
+
+  #headerBytes(chunk, at) {
+    if (this.got < HEADER_STRUCT_SIZE) {
+      const n = Math.min(HEADER_STRUCT_SIZE - this.got, chunk.length - at)
+      chunk.copy(this.first, this.got, at, at + n)
+      this.got += n; at += n
+      if (this.got === HEADER_STRUCT_SIZE) {
+        this.headerSize = checkHeadStart(this.first)
+        const z = Buffer.from(this.first); z.fill(0, 32, 48) // md5sum field zeroed for the checksum
+        this.hash = createHash('md5').update(z)
+        this.kept = [this.first]; this.keptLen = HEADER_STRUCT_SIZE
+      }
+      return at
+    }
+    const n = Math.min(this.headerSize - this.got, chunk.length - at)
+    const part = chunk.subarray(at, at + n)
+    this.hash.update(part)
+    if (this.keptLen < HEADER_KEEP_MAX) {
+      const keep = Buffer.from(part.subarray(0, HEADER_KEEP_MAX - this.keptLen))
+      this.kept.push(keep); this.keptLen += keep.length
+    }
+    this.got += n; at += n
+    if (this.got === this.headerSize) {
+      this.header = parseHead(Buffer.concat(this.kept, this.keptLen), this.headerSize, this.hash.digest())
+      this.kept = []; this.hash = null
+      if (!this.headerOnly) this.#startExtents()
+    }
+    return at
+  }
+
+  #startExtents() {
+    const restore = this.mode === 'restore'
+    this.devs = new Map(this.header.devices.map((d) => [d.id, {
+      ...d, seen: new Uint8Array(Math.ceil(d.size / CLUSTER_SIZE)),
+      data: restore && d.name !== 'vmstate' ? Buffer.alloc(d.size) : null,
+    }]))
+    if (restore) this.extData = Buffer.alloc(EXTENT_DATA_MAX)
+    this.total = this.header.devices.reduce((s, d) => s + d.size, 0)
+    this.done = 0; this.lastPct = 0; this.vmstateNext = 0
+  }
+
+  /** The 512-byte extent header is in: md5 (bytes 24–39 zeroed), uuid, magic — before its data is read. */
+  #extentHead() {
+    const fail = (m) => { throw new VmaError(m, 'extent') }
+    const eh = this.eh
+    const sum = Buffer.from(eh.subarray(24, 40)); eh.fill(0, 24, 40)
+    if (!md5(eh).equals(sum)) fail('wrong vma extent header chechsum')
+    if (!eh.subarray(8, 24).equals(this.header.uuid)) fail('wrong vma extent uuid')
+    if (!eh.subarray(0, 4).equals(EXTENT_MAGIC) || eh.readUInt16BE(4) !== 0) fail('wrong vma extent header magic')
+    this.extentSize = EXTENT_HEADER_SIZE + eh.readUInt16BE(6) * BLOCK_SIZE
+    this.dataFill = 0
+    if (this.extentSize === EXTENT_HEADER_SIZE) this.#extentDone()
+  }
+
+  /** The whole extent is in (restore_extent): blockinfo vs block_count, clusters, progress. */
+  #extentDone() {
+    const fail = (m) => { throw new VmaError(m, 'extent') }
+    const eh = this.eh, extentSize = this.extentSize, devs = this.devs
+    let start = EXTENT_HEADER_SIZE
+    for (let i = 0; i < BLOCKS_PER_EXTENT; i++) {
+      const bi = eh.readBigUInt64BE(40 + 8 * i)
+      const cluster = Number(bi & 0xffffffffn), devId = Number((bi >> 32n) & 0xffn), mask = Number(bi >> 48n)
+      if (!devId) continue
+      const dev = devs.get(devId)
+      if (!dev) fail(`vma extent error - no device for dev_id ${devId}`)
+      const nBlocks = mask === 0xffff ? 16 : popcount(mask)
+      if (start + nBlocks * BLOCK_SIZE > extentSize) fail('short vma extent - too many blocks')
+      if (dev.name === 'vmstate') {
+        if (cluster !== this.vmstateNext) fail('found out of order vmstate data')
+        this.vmstateNext++
+      } else {
+        if (cluster >= dev.seen.length) fail('got wrong block address - write beyond end')
+        if (dev.seen[cluster]) fail(`found duplicated cluster ${cluster} for stream ${dev.name}`)
+        dev.seen[cluster] = 1
+      }
+      for (let b = 0; b < 16; b++) {
+        if (!(mask & (1 << b))) continue
+        const off = cluster * CLUSTER_SIZE + b * BLOCK_SIZE
+        if (dev.name !== 'vmstate' && off >= dev.size) fail('got wrong block address - write beyond end')
+        if (dev.data) {
+          const from = start - EXTENT_HEADER_SIZE
+          this.extData.copy(dev.data, off, from, from + Math.min(BLOCK_SIZE, dev.size - off))
+        }
+        start += BLOCK_SIZE
+      }
+      this.done += CLUSTER_SIZE
+      const pct = this.total ? Math.min(100, Math.floor((this.done * 100) / this.total)) : 100
+      if (pct > this.lastPct && this.onProgress) { for (let p = this.lastPct + 1; p <= pct; p++) this.onProgress(p, Math.min(this.done, this.total)) }
+      this.lastPct = Math.max(this.lastPct, pct)
+    }
+    if (start !== extentSize) fail('vma extent error - missing blocks')
+    this.ehFill = 0; this.dataFill = 0
+  }
+}
+
+/** vma_reader_read_head on the fixed 12288-byte struct, before the rest of the header is read. */
+function checkHeadStart(first) {
   const fail = (m) => { throw new VmaError(m, 'header') }
-  if (buf.length < HEADER_STRUCT_SIZE) fail(`can't read vma header - got EOF`)
-  if (!buf.subarray(0, 4).equals(MAGIC)) fail('not a vma file - wrong magic number')
-  const headerSize = buf.readUInt32BE(56)
+  if (!first.subarray(0, 4).equals(MAGIC)) fail('not a vma file - wrong magic number')
+  const headerSize = first.readUInt32BE(56)
   if (!(headerSize > HEADER_STRUCT_SIZE)) fail(`wrong vma header size ${headerSize | 0}`)
-  if (buf.length < headerSize) fail(`can't read vma header data - got EOF`)
-  const head = Buffer.from(buf.subarray(0, headerSize))
-  const sum = Buffer.from(head.subarray(32, 48))
-  head.fill(0, 32, 48)
-  if (!md5(head).equals(sum)) fail('wrong vma header chechsum')
-  sum.copy(head, 32)
+  return headerSize
+}
+
+/**
+ * vma_reader_read_head once header_size bytes are read: checksum, version, blob table, devices, configs.
+ * @param {Buffer} head the header as stored (its first HEADER_KEEP_MAX bytes) @param {number} headerSize
+ * @param {Buffer} digest MD5 over header_size bytes with the md5sum field zeroed
+ */
+function parseHead(head, headerSize, digest) {
+  const fail = (m) => { throw new VmaError(m, 'header') }
+  if (!digest.equals(head.subarray(32, 48))) fail('wrong vma header chechsum')
   const version = head.readUInt32BE(4)
   if (version !== 1) fail(`wrong vma version ${version}`)
   const bOff = head.readUInt32BE(48), bSize = head.readUInt32BE(52)
@@ -119,9 +290,9 @@ export function readVmaHeader(buf) {
   const blob = (ptr) => {
     if (!ptr || ptr >= bSize) return null
     const at = bOff + ptr
-    if (at + 2 > bOff + bSize) return null
+    if (at + 2 > bOff + bSize || at + 2 > head.length) return null
     const len = head[at] + (head[at + 1] << 8)
-    if (at + 2 + len > bOff + bSize) return null
+    if (at + 2 + len > bOff + bSize || at + 2 + len > head.length) return null
     return head.subarray(at + 2, at + 2 + len)
   }
   const str = (ptr) => {
@@ -150,72 +321,26 @@ export function readVmaHeader(buf) {
 }
 
 /**
- * Read every extent (vma-reader.c vma_reader_restore_full / restore_extent).
+ * Parse and check the header (vma-reader.c vma_reader_read_head), in the reader's order.
+ * @param {Buffer} buf the decompressed archive, or at least its head
+ */
+export function readVmaHeader(buf) {
+  const r = new VmaReader({ headerOnly: true })
+  r.push(buf)
+  return r.end().header
+}
+
+/**
+ * Read a whole archive held in memory (vma-reader.c vma_reader_restore_full / restore_extent) —
+ * the streaming VmaReader fed one buffer.
  * mode 'verify' = `vma verify` (no missing-cluster pass); mode 'restore' also fills device images
  * and reports `detected missing cluster` at EOF.
  * @param {Buffer} buf @param {{mode?: 'verify'|'restore', onProgress?: (pct: number, bytes: number) => void}} [opts]
  */
 export function readVma(buf, opts = {}) {
-  const mode = opts.mode ?? 'verify'
-  const header = readVmaHeader(buf)
-  const fail = (m) => { throw new VmaError(m, 'extent') }
-  const devs = new Map(header.devices.map((d) => [d.id, {
-    ...d, seen: new Uint8Array(Math.ceil(d.size / CLUSTER_SIZE)),
-    data: mode === 'restore' && d.name !== 'vmstate' ? Buffer.alloc(d.size) : null,
-  }]))
-  const total = header.devices.reduce((s, d) => s + d.size, 0)
-  let pos = header.headerSize, done = 0, lastPct = 0, vmstateNext = 0
-  while (pos < buf.length) {
-    const left = buf.length - pos
-    if (left < EXTENT_HEADER_SIZE) fail(`read short extent (${left} bytes)`)
-    const eh = Buffer.from(buf.subarray(pos, pos + EXTENT_HEADER_SIZE))
-    const sum = Buffer.from(eh.subarray(24, 40)); eh.fill(0, 24, 40)
-    if (!md5(eh).equals(sum)) fail('wrong vma extent header chechsum')
-    if (!eh.subarray(8, 24).equals(header.uuid)) fail('wrong vma extent uuid')
-    if (!eh.subarray(0, 4).equals(EXTENT_MAGIC) || eh.readUInt16BE(4) !== 0) fail('wrong vma extent header magic')
-    const blockCount = eh.readUInt16BE(6)
-    const extentSize = EXTENT_HEADER_SIZE + blockCount * BLOCK_SIZE
-    if (left < extentSize) fail(`short vma extent (${left} < ${extentSize})`)
-    let start = EXTENT_HEADER_SIZE
-    for (let i = 0; i < BLOCKS_PER_EXTENT; i++) {
-      const bi = eh.readBigUInt64BE(40 + 8 * i)
-      const cluster = Number(bi & 0xffffffffn), devId = Number((bi >> 32n) & 0xffn), mask = Number(bi >> 48n)
-      if (!devId) continue
-      const dev = devs.get(devId)
-      if (!dev) fail(`vma extent error - no device for dev_id ${devId}`)
-      const nBlocks = mask === 0xffff ? 16 : popcount(mask)
-      if (start + nBlocks * BLOCK_SIZE > extentSize) fail('short vma extent - too many blocks')
-      if (dev.name === 'vmstate') {
-        if (cluster !== vmstateNext) fail('found out of order vmstate data')
-        vmstateNext++
-      } else {
-        if (cluster >= dev.seen.length) fail('got wrong block address - write beyond end')
-        if (dev.seen[cluster]) fail(`found duplicated cluster ${cluster} for stream ${dev.name}`)
-        dev.seen[cluster] = 1
-      }
-      for (let b = 0; b < 16; b++) {
-        if (!(mask & (1 << b))) continue
-        const off = cluster * CLUSTER_SIZE + b * BLOCK_SIZE
-        if (dev.name !== 'vmstate' && off >= dev.size) fail('got wrong block address - write beyond end')
-        if (dev.data) buf.copy(dev.data, off, pos + start, pos + start + Math.min(BLOCK_SIZE, dev.size - off))
-        start += BLOCK_SIZE
-      }
-      done += CLUSTER_SIZE
-      const pct = total ? Math.min(100, Math.floor((done * 100) / total)) : 100
-      if (pct > lastPct && opts.onProgress) { for (let p = lastPct + 1; p <= pct; p++) opts.onProgress(p, Math.min(done, total)) }
-      lastPct = Math.max(lastPct, pct)
-    }
-    if (start !== extentSize) fail('vma extent error - missing blocks')
-    pos += extentSize
-  }
-  if (mode === 'restore') {
-    for (const dev of devs.values()) {
-      if (dev.name === 'vmstate') continue
-      const miss = dev.seen.indexOf(0)
-      if (miss >= 0) throw new VmaError(`detected missing cluster ${miss} for stream ${dev.name}`, 'missing')
-    }
-  }
-  return { header, devices: [...devs.values()].map(({ id, name, size, data }) => ({ id, name, size, data })) }
+  const r = new VmaReader({ mode: opts.mode ?? 'verify', onProgress: opts.onProgress })
+  r.push(buf)
+  return r.end()
 }
 
 function popcount(n) { let c = 0; while (n) { c += n & 1; n >>>= 1 } return c }
