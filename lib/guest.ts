@@ -3,7 +3,7 @@
 // Reads only; the restore's writes are argvs built by scripts/restore-vm.ts and sent through Ssh.
 import { DrError } from './errors.ts'
 import { exec } from './exec.ts'
-import { guestAddress, guestDisks, parseGuestConfig, tool, type GuestConfig, type Pve } from './pve.ts'
+import { guestAddress, guestDisks, lastLine, parseGuestConfig, tool, type GuestConfig, type Pve } from './pve.ts'
 import { Ssh } from './ssh.ts'
 import type { Backup, GuestType } from './backups.ts'
 import type { Config } from './config.ts'
@@ -214,4 +214,3 @@ export async function waitForAgent(pve: Pve, vmid: number, deadlineMs: number): 
   }
 }
 
-export const lastLine = (s: string) => s.trim().split('\n').map((l) => l.trim()).filter(Boolean).at(-1) ?? 'no output'

@@ -248,4 +248,5 @@ function int(o: Obj, key: string, what: string): number {
 
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : 0)
 const bool = (v: unknown) => v === true || v === 1 || v === '1'
-const lastLine = (s: string) => s.trim().split('\n').at(-1)?.trim() || 'no output'
+/** The last non-blank line of a command's output: where Proxmox tools put the reason. */
+export const lastLine = (s: string) => s.trim().split('\n').map((l) => l.trim()).filter(Boolean).at(-1) ?? 'no output'

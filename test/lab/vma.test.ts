@@ -30,9 +30,7 @@ function rehashExtent(b: Buffer, pos: number): Buffer {
   b.fill(0, pos + 24, pos + 40); md5(b.subarray(pos, pos + 512)).copy(b, pos + 24)
   return b
 }
-/** The streaming reader (vma.d.mts declares only the whole-buffer API). */
-interface StreamReader { push(chunk: Buffer): void; end(): { header: { devices: unknown[] } } }
-const { VmaReader } = (await import('./pve-sim/lib/vma.mjs')) as unknown as { VmaReader: new (o?: { mode?: 'verify' | 'restore' }) => StreamReader }
+const { VmaReader } = await import('./pve-sim/lib/vma.mjs')
 /** Feed buf to the streaming reader in `size`-byte chunks, each copied into one reused buffer (like `vma verify -`). */
 function streamed(buf: Buffer, size: number, mode: 'verify' | 'restore' = 'verify'): void {
   const r = new VmaReader({ mode })

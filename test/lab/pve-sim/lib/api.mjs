@@ -117,30 +117,13 @@ export async function pvesm(argv) {
   throw new SimError(`unknown command 'pvesm ${sub ?? ''}'`)
 }
 
-/** `vma verify FILE|-`, `vma config FILE|-` (pve-qemu vma.c verify_content / dump_config). */
+/** `vma config FILE|-` (pve-qemu vma.c dump_config). `vma verify` streams in bin/vma. */
 export async function vmaCli(argv) {
-  const { readVma, vmaConfigs, VmaError } = await import('./vma.mjs')
-  const { work } = await import('./cli.mjs')
+  const { vmaConfigs } = await import('./vma.mjs')
   const [sub, ...rest] = argv
   const file = rest.find((a) => !a.startsWith('-') || a === '-')
-  const verbose = rest.includes('-v')
   const data = file === '-' || file === undefined ? fs.readFileSync(0) : fs.readFileSync(file)
   const g = (m) => { const d = new Date(); process.stderr.write(`** (process:${process.pid}): ERROR **: ${d.toTimeString().slice(0, 8)}.${String(d.getMilliseconds()).padStart(3, '0')}: ${m}\n`); return 133 }
-  if (sub === 'verify') {
-    return work(async () => {
-      try {
-        const r = readVma(data, { mode: 'verify' })
-        if (verbose) {
-          for (const c of r.header.configs) out(`CFG: size: ${c.data.length} name: ${c.name}`)
-          for (const d of r.header.devices) out(`DEV: dev_id=${d.id} size: ${d.size} devname: ${d.name}`)
-        }
-        return 0
-      } catch (e) {
-        if (!(e instanceof VmaError)) throw e
-        return g(e.stage === 'header' ? e.message : `verify failed - ${e.message}`)
-      }
-    })
-  }
   if (sub === 'config') {
     try { const c = vmaConfigs(data); process.stdout.write(c['qemu-server.conf'] ?? ''); return 0 } catch (e) { return g(e.message) }
   }

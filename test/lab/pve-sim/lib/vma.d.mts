@@ -29,3 +29,9 @@ export declare function readVma(
   opts?: { mode?: 'verify' | 'restore'; onProgress?: (pct: number, bytes: number) => void },
 ): { header: VmaHeaderInfo; devices: { id: number; name: string; size: number; data: Buffer | null }[] }
 export declare function vmaConfigs(buf: Buffer): Record<string, string>
+/** The streaming reader behind readVma and `vma verify`: feed chunks, then end(). */
+export declare class VmaReader {
+  constructor(opts?: { mode?: 'verify' | 'restore'; headerOnly?: boolean; onProgress?: (pct: number, bytes: number) => void })
+  push(chunk: Buffer): void
+  end(): { header: VmaHeaderInfo; devices: { id: number; name: string; size: number; data: Buffer | null }[] }
+}
