@@ -49,6 +49,26 @@ export class Report {
     }
   }
 
+  /**
+   * A check: `✓ title: details` when it passes. When it throws, the failure is recorded and, unless
+   * showFailure, not printed: the run's summary states it, so the reader does not see it twice.
+   */
+  async check<T>(title: string, fn: (details: string[]) => Promise<T>, opts: { showFailure?: boolean } = {}): Promise<T> {
+    const details: string[] = []
+    const t0 = performance.now()
+    try {
+      const result = await fn(details)
+      this.record(details.length ? `${title}: ${details.join(', ')}` : title, 'ok', details, performance.now() - t0)
+      return result
+    } catch (e) {
+      const reason = e instanceof Error ? e.message : String(e)
+      const ms = performance.now() - t0
+      if (opts.showFailure) this.record(title, 'failed', [reason], ms)
+      else this.steps.push({ title, status: 'failed', ms: Math.round(ms), details: [...details, reason] })
+      throw e
+    }
+  }
+
   record(title: string, status: StepStatus, details: string[] = [], ms = 0): void {
     this.steps.push({ title, status, ms: Math.round(ms), details })
     const time = ms >= 100 ? ` (${(ms / 1000).toFixed(1)}s)` : ''

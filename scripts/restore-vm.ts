@@ -101,7 +101,7 @@ async function main(req: Request): Promise<number> {
   onInterrupt(() => run.phase === 'nothing changed' ? 'Nothing had been changed yet.' : `${run.phase}. ${run.undo.join(' ')}`)
   try {
     // Preflight (EF-001): each check one line; the first that fails stops everything, nothing changed.
-    const pve = await check(report, `Node '${node.name}' reachable over SSH (${node.user}@${node.host}:${node.port})`, () => Pve.connect(ssh))
+    const pve = await report.check(`Node '${node.name}' reachable over SSH (${node.user}@${node.host}:${node.port})`, () => Pve.connect(ssh))
     if (req.list) return await listBackups(pve, cfg, req)
     const facts = await preflight(pve, cfg, req, report)
 
@@ -142,20 +142,6 @@ async function main(req: Request): Promise<number> {
 interface RunState {
   phase: string
   undo: string[]
-}
-
-/** A preflight check: `✓ title` when it passes; when it throws, the report's summary says why. */
-async function check<T>(report: Report, title: string, fn: (details: string[]) => Promise<T>): Promise<T> {
-  const details: string[] = []
-  const t0 = performance.now()
-  try {
-    const v = await fn(details)
-    report.record(details.length ? `${title}: ${details.join(', ')}` : title, 'ok', details, performance.now() - t0)
-    return v
-  } catch (e) {
-    report.steps.push({ title, status: 'failed', ms: Math.round(performance.now() - t0), details: [...details, e instanceof Error ? e.message : String(e)] })
-    throw e
-  }
 }
 
 // ---- --list ----
@@ -208,13 +194,13 @@ interface Facts {
 
 async function preflight(pve: Pve, cfg: Config, req: Request, report: Report): Promise<Facts> {
   const backupStorage = req.backup?.split(':')[0] ?? cfg.backupStorage
-  const storages = await check(report, `Backup storage '${backupStorage}' active`, () => verifyBackupStorage(pve, backupStorage))
-  const backups = await check(report, `Backups of ${req.vmid} found`, async (d) => {
+  const storages = await report.check(`Backup storage '${backupStorage}' active`, () => verifyBackupStorage(pve, backupStorage))
+  const backups = await report.check(`Backups of ${req.vmid} found`, async (d) => {
     const list = sortBackups(await verifyBackupExists(pve, backupStorage, req.vmid))
     d.push(`${list.length} on '${backupStorage}', newest ${backupLocalTime(list[0]!).replace('T', ' ')}`)
     return list
   })
-  let backup = await check(report, 'Backup chosen', async (d) => {
+  let backup = await report.check('Backup chosen', async (d) => {
     const b = chooseBackup(backups, req)
     d.push(b.file)
     const skipped = req.backup ? [] : backups.filter((x) => isSafetyBackup(x) && x.ctime > b.ctime)
@@ -223,7 +209,7 @@ async function preflight(pve: Pve, cfg: Config, req: Request, report: Report): P
   })
   const type = backup.type
   const targetId = req.targetId ?? req.vmid
-  const { occupant, source } = await check(report, `Target ${targetId} checked`, async () => {
+  const { occupant, source } = await report.check(`Target ${targetId} checked`, async () => {
     const occupant = await readOccupant(pve, targetId)
     verifyTypeMatches(type, targetId, occupant)
     verifyNotLockedOrProtected(occupant)
@@ -236,7 +222,7 @@ async function preflight(pve: Pve, cfg: Config, req: Request, report: Report): P
   let archivePath = ''
   for (;;) {
     try {
-      ;[backupConf, archivePath] = await check(report, `Archive ${backup.file} intact`, async (d) => {
+      ;[backupConf, archivePath] = await report.check(`Archive ${backup.file} intact`, async (d) => {
         const { path, config: conf } = await probeArchive(pve, backup)
         d.push(`${humanSize(backup.size)}, ${probeDescription(backup)}: ok`)
         return [conf, path] as const
@@ -250,7 +236,7 @@ async function preflight(pve: Pve, cfg: Config, req: Request, report: Report): P
 
   const storage = restoreStorage(req, cfg, type, backupConf, storages)
   const warnings: string[] = []
-  await check(report, 'Free space for the disks', async (d) => {
+  await report.check('Free space for the disks', async (d) => {
     d.push(...verifySpace(storages, backupConf, storage, occupant, backup, backupStorage, req.force, warnings))
   })
 
@@ -552,13 +538,10 @@ async function verifyRestored(pve: Pve, f: Facts, run: RunState, report: Report,
   const failures: string[] = []
   /** A check after the restore: `✓ title: detail`, or `✗ title: reason` and counted as a failure. */
   const noteFail = async (title: string, fn: (d: string[]) => Promise<void>) => {
-    const t0 = performance.now()
     try {
-      await check(report, title, fn)
+      await report.check(title, fn, { showFailure: true })
     } catch (e) {
       if (!(e instanceof DrError)) throw e
-      report.steps.pop() // check() recorded it silently; say it here, the summary lists it again
-      report.record(title, 'failed', [e.message], performance.now() - t0)
       failures.push(e.message)
     }
   }

@@ -59,4 +59,24 @@ test('EF-007 a dry run records mutating actions without running them; probes sti
   assert.ok(out.includes('[dry-run] Restore: qmrestore local:backup/x 101 --force 1\n'))
 })
 
+test('check(): details join the ✓ line; a failure is recorded once, printed only with showFailure', async () => {
+  process.env.HDR_REPORTS_DIR = mkdtempSync(join(tmpdir(), 'hdr-rep-'))
+  const r = new Report('restore:vm')
+  const out = await capture(async () => {
+    await r.check('Backup storage active', async (d) => void d.push("'local'"))
+    await r.check('Backups found', async () => {
+      throw new Error('no backup of 102')
+    }).catch(() => {})
+    await r.check('10.0.0.5 answers ping', async () => {
+      throw new Error('no answer after 3 attempts')
+    }, { showFailure: true }).catch(() => {})
+  })
+  assert.is(out, "✓ Backup storage active: 'local'\n✗ 10.0.0.5 answers ping: no answer after 3 attempts\n")
+  assert.equal(r.steps.map((s) => [s.title, s.status, s.details.at(-1)]), [
+    ["Backup storage active: 'local'", 'ok', "'local'"],
+    ['Backups found', 'failed', 'no backup of 102'],
+    ['10.0.0.5 answers ping', 'failed', 'no answer after 3 attempts'],
+  ])
+})
+
 test.run()
