@@ -1,6 +1,6 @@
 // The record of a run (EF-003): every step with status, duration and details, a human summary,
 // a JSON document for --json, and a file in reports/ readable only by its owner.
-import { mkdirSync, writeFileSync, chmodSync } from 'node:fs'
+import { writePrivate } from './files.ts'
 import { join } from 'node:path'
 import { isJsonMode, mark, printJson, redact, say } from './output.ts'
 import { DrError } from './errors.ts'
@@ -112,9 +112,7 @@ function writeReportFile(task: string, started: Date, doc: unknown): string | un
   const stamp = started.toISOString().replace(/[:.]/g, '-')
   const file = join(dir, `${task.replace(':', '-')}-${stamp}.json`)
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 })
-    writeFileSync(file, redact(JSON.stringify(doc, null, 2)) + '\n', { mode: 0o600 })
-    chmodSync(file, 0o600) // an existing umask or file must not widen it
+    writePrivate(file, redact(JSON.stringify(doc, null, 2)) + '\n')
     return file
   } catch {
     return undefined // a report that cannot be written must not turn a restore into a failure

@@ -3,10 +3,11 @@
 // current one, lineage kept), the local mirror that `fallback` uses when MinIO is gone, and the
 // imports.tf skeleton for when the state is lost (EC-5). Everything but the mirror and the
 // configuration reader is a pure function of its input.
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { homedir } from 'node:os'
 import { join, posix } from 'node:path'
+import { writePrivate } from './files.ts'
 import { DrError } from './errors.ts'
 
 export interface StateInstance {
@@ -165,15 +166,13 @@ export interface LocalCopy {
  */
 export function mirrorState(env: string, workspace: string | undefined, text: string, state: TfState): { file: string; created: boolean } {
   const dir = mirrorDir(env, workspace)
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
   let file = join(dir, `${state.serial}.tfstate`)
   if (existsSync(file)) {
     if (readFileSync(file, 'utf8') === text) return { file, created: false }
     file = join(dir, `${state.serial}.${sha256(text).slice(0, 8)}.tfstate`)
     if (existsSync(file)) return { file, created: false }
   }
-  writeFileSync(file, text, { mode: 0o600 })
-  chmodSync(file, 0o600)
+  writePrivate(file, text)
   return { file, created: true }
 }
 

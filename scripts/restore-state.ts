@@ -12,8 +12,9 @@
 // version with its serial above the current one and its lineage kept; the previous current version
 // stays in the bucket, and a copy of it is saved locally first (EF-006). Then terraform init + plan.
 // Manual: docs/restore-state.md.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { writePrivate } from '../lib/files.ts'
 import { runTask, onInterrupt } from '../lib/task.ts'
 import type { CommandSpec, Values } from '../lib/args.ts'
 import { DrError, usageError } from '../lib/errors.ts'
@@ -461,10 +462,7 @@ function fallbackPaths(c: Ctx): { file: string; backend: { path?: string; worksp
 async function stateLost(c: Ctx): Promise<number> {
   const resources = await configResources(c.env.dir)
   const file = join(stateDir(), c.env.name, 'imports.tf')
-  if (!c.values['dry-run']) {
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
-    writeFileSync(file, importsSkeleton(c.env.name, resources), { mode: 0o600 })
-  }
+  if (!c.values['dry-run']) writePrivate(file, importsSkeleton(c.env.name, resources))
   c.report.facts.stateLost = true
   c.report.facts.importsFile = file
   return c.report.fail(new DrError('prerequisites', `The Terraform state of '${c.env.name}' is lost: S3 at ${c.s3.endpoint} does not answer and there is no local copy in ${mirrorDir(c.env.name, c.workspace)}.`), [
@@ -602,10 +600,8 @@ function refuseWhileFallback(c: Ctx): void {
 function saveSafetyCopy(c: Ctx, text: string): string {
   const r = tryParseState(text)
   if (r.ok) return mirrorState(c.env.name, c.workspace, text, r.state).file
-  const dir = mirrorDir(c.env.name, c.workspace)
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
-  const file = join(dir, `invalid-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-  writeFileSync(file, text, { mode: 0o600 })
+  const file = join(mirrorDir(c.env.name, c.workspace), `invalid-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
+  writePrivate(file, text)
   return file
 }
 
@@ -616,9 +612,7 @@ function mirrorCurrent(c: Ctx, current: VersionInfo | undefined): void {
 }
 
 function copyPrivate(from: string, to: string): string {
-  mkdirSync(dirname(to), { recursive: true, mode: 0o700 })
-  if (from !== to) writeFileSync(to, readFileSync(from), { mode: 0o600 })
-  chmodSync(to, 0o600)
+  writePrivate(to, readFileSync(from)) // from === to: the same bytes, the mode tightened
   return `${from} → ${to}`
 }
 
