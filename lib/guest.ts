@@ -3,7 +3,7 @@
 // Reads only; the restore's writes are argvs built by scripts/restore-vm.ts and sent through Ssh.
 import { DrError } from './errors.ts'
 import { exec } from './exec.ts'
-import { guestAddress, guestDisks, lastLine, parseGuestConfig, tool, type GuestConfig, type Pve } from './pve.ts'
+import { guestAddress, guestDisks, kindWord, lastLine, parseGuestConfig, tool, type GuestConfig, type Pve } from './pve.ts'
 import { Ssh } from './ssh.ts'
 import type { Backup, GuestType } from './backups.ts'
 import type { Config } from './config.ts'
@@ -18,9 +18,8 @@ export interface Occupant {
 }
 
 export const guestName = (conf: GuestConfig | undefined): string | undefined => conf?.name ?? conf?.hostname
-export const kindOf = (type: GuestType) => (type === 'qemu' ? 'VM' : 'CT')
 /** `VM 101 (web01)` */
-export const label = (type: GuestType, vmid: number, conf?: GuestConfig) => `${kindOf(type)} ${vmid}${guestName(conf) ? ` (${guestName(conf)})` : ''}`
+export const label = (type: GuestType, vmid: number, conf?: GuestConfig) => `${kindWord(type)} ${vmid}${guestName(conf) ? ` (${guestName(conf)})` : ''}`
 
 /** `agent: 1` or `agent: enabled=1,…` (qemu-server's agent property string). */
 export function agentEnabled(conf: GuestConfig): boolean {

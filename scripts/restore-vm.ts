@@ -15,9 +15,9 @@ import { DrError } from '../lib/errors.ts'
 import type { CommandSpec, Values } from '../lib/args.ts'
 import { loadConfig, findNode, type Config } from '../lib/config.ts'
 import { Ssh, commandLine } from '../lib/ssh.ts'
-import { Pve, guestAddress, lastLine, type GuestConfig, type Storage } from '../lib/pve.ts'
+import { Pve, guestAddress, kindWord, lastLine, tool, type GuestConfig, type Storage } from '../lib/pve.ts'
 import { parseVmid, parseDateWanted, parseBackupName, pickBackup, sortBackups, backupLocalTime, humanSize, type Backup, type DateWanted, type GuestType } from '../lib/backups.ts'
-import { readOccupant, probeArchive, probeDescription, spaceNeeded, spaceFreed, guestAccess, agentEnabled, isProtected, label, kindOf, guestName, verifyOnNode, waitForAgent, waitForPing, waitForSsh, type Occupant, type GuestAccess } from '../lib/guest.ts'
+import { readOccupant, probeArchive, probeDescription, spaceNeeded, spaceFreed, guestAccess, agentEnabled, isProtected, label, guestName, verifyOnNode, waitForAgent, waitForPing, waitForSsh, type Occupant, type GuestAccess } from '../lib/guest.ts'
 import { printPlan, execute, type Plan, type Action } from '../lib/plan.ts'
 import { Report } from '../lib/report.ts'
 import { confirm, choose, declined } from '../lib/prompt.ts'
@@ -157,7 +157,7 @@ async function listBackups(pve: Pve, cfg: Config, req: Request): Promise<number>
     say(`No backups of ${req.vmid} on storage '${storage}' (node '${pve.node}').`)
     return 0
   }
-  say(`Backups of ${kindOf(list[0]!.type)} ${req.vmid} on storage '${storage}' (node '${pve.node}'), newest first:`)
+  say(`Backups of ${kindWord(list[0]!.type)} ${req.vmid} on storage '${storage}' (node '${pve.node}'), newest first:`)
   const rows = list.map((b) => [backupLocalTime(b).replace('T', ' '), humanSize(b.size), b.compression ?? 'none', b.protected ? 'protected' : '', b.notes ?? '', b.volid])
   const head = ['DATE (node time)', 'SIZE', 'COMP', 'PROTECTED', 'NOTES', 'VOLID']
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
@@ -290,8 +290,8 @@ function verifyTypeMatches(type: GuestType, targetId: number, occupant: Occupant
 function verifyNotLockedOrProtected(o: Occupant | undefined): void {
   if (!o) return
   const what = label(o.type, o.vmid, o.config)
-  if (o.config.lock) throw new DrError('prerequisites', `${what} is locked (${o.config.lock}): a ${o.config.lock} may be in progress. Nothing was changed.`, `Wait for it to finish; if the lock is stale, clear it on the node (${o.type === 'qemu' ? 'qm' : 'pct'} unlock ${o.vmid}) and run this again.`)
-  if (isProtected(o.config)) throw new DrError('prerequisites', `${what} is protected (protection: 1): Proxmox refuses to overwrite it. Nothing was changed.`, `Remove the protection on the node (${o.type === 'qemu' ? 'qm' : 'pct'} set ${o.vmid} --protection 0) if you mean to replace it, or restore a copy with --target-id N.`)
+  if (o.config.lock) throw new DrError('prerequisites', `${what} is locked (${o.config.lock}): a ${o.config.lock} may be in progress. Nothing was changed.`, `Wait for it to finish; if the lock is stale, clear it on the node (${tool(o.type)} unlock ${o.vmid}) and run this again.`)
+  if (isProtected(o.config)) throw new DrError('prerequisites', `${what} is protected (protection: 1): Proxmox refuses to overwrite it. Nothing was changed.`, `Remove the protection on the node (${tool(o.type)} set ${o.vmid} --protection 0) if you mean to replace it, or restore a copy with --target-id N.`)
 }
 
 /** EC-4: the next older backup, if the operator takes it; else the error with the suggestion. */
@@ -364,7 +364,7 @@ function verificationChecks(type: GuestType, conf: GuestConfig, access: GuestAcc
 // ---- plan ----
 
 function planRestore(pve: Pve, cfg: Config, req: Request, f: Facts, run: RunState): Plan {
-  const kind = kindOf(f.type)
+  const kind = kindWord(f.type)
   const t = f.targetId
   const tool = f.type === 'qemu' ? ['qm'] : ['pct']
   const when = backupLocalTime(f.backup).replace('T', ' ')
@@ -466,10 +466,10 @@ async function confirmPlan(pve: Pve, req: Request, f: Facts): Promise<Facts | un
     const revised: Facts = { ...f, targetId: next, occupant: undefined, source: o, unique: true, nextId: next }
     revised.noStartReason = !req.start ? '--no-start was given' : clashReason(o, f.access)
     revised.checks = verificationChecks(f.type, f.backupConf, f.access, revised.noStartReason)
-    say(`Restoring to ${kindOf(f.type)} ${next} instead; ${what} stays as it is.`)
+    say(`Restoring to ${kindWord(f.type)} ${next} instead; ${what} stays as it is.`)
     return revised
   }
-  const question = o ? `Overwrite ${label(o.type, o.vmid, o.config)} with the backup of ${when}?` : `Restore ${kindOf(f.type)} ${f.targetId} from the backup of ${when}?`
+  const question = o ? `Overwrite ${label(o.type, o.vmid, o.config)} with the backup of ${when}?` : `Restore ${kindWord(f.type)} ${f.targetId} from the backup of ${when}?`
   if (!(await confirm(question, flags))) declined(o ? `overwriting ${label(o.type, o.vmid, o.config)}` : 'the restore')
   return undefined
 }
@@ -494,7 +494,7 @@ async function safetyBackup(pve: Pve, argv: string[], storage: string, vmid: num
 }
 
 async function restoreWithProgress(pve: Pve, argv: string[], f: Facts): Promise<string[]> {
-  const p = progress(`Restoring ${kindOf(f.type)} ${f.targetId}`)
+  const p = progress(`Restoring ${kindWord(f.type)} ${f.targetId}`)
   const t0 = Date.now()
   const tick = setInterval(() => p.update(`(${Math.round((Date.now() - t0) / 1000)} s)`), 1000)
   let r
@@ -512,7 +512,7 @@ async function restoreWithProgress(pve: Pve, argv: string[], f: Facts): Promise<
     // qmrestore/pct restore print vma's error on stdout; stderr has only the last line.
     const vmaErr = r.stdout.split('\n').filter((l) => /error|wrong|unable|timeout|can't|failed|missing/i.test(l)).at(-1)?.trim()
     const why = [vmaErr, lastLine(r.stderr)].filter((x, i, a) => x && x !== 'no output' && a.indexOf(x) === i).join(' / ')
-    throw new DrError('failed', `The restore of ${kindOf(f.type)} ${f.targetId} failed: ${why || `exit ${r.exitCode}`}.`)
+    throw new DrError('failed', `The restore of ${kindWord(f.type)} ${f.targetId} failed: ${why || `exit ${r.exitCode}`}.`)
   }
   const pct = [...r.stdout.matchAll(/progress (\d+)%/g)].at(-1)?.[1]
   return [`${humanSize(f.backup.size)} archive${pct ? `, progress ${pct}%` : ''}`]
@@ -531,7 +531,7 @@ function undoLines(req: Request, f: Facts, safety: string): string[] {
 // ---- verify ----
 
 async function verifyRestored(pve: Pve, f: Facts, run: RunState, report: Report, ssh: Ssh): Promise<number> {
-  const kind = kindOf(f.type)
+  const kind = kindWord(f.type)
   const t = f.targetId
   const name = guestName(f.backupConf) ?? `${kind.toLowerCase()}${t}`
   const bootMs = Number(process.env.HDR_BOOT_TIMEOUT ?? 120) * 1000
@@ -590,14 +590,14 @@ async function verifyRestored(pve: Pve, f: Facts, run: RunState, report: Report,
     return report.finish({
       exitCode: 5,
       summary: `${mark.fail} ${what} was restored from ${f.backup.file}, but its verification failed: ${failures.join(' ')}`,
-      next: run.undo.length ? run.undo : [`The original is untouched. To remove the copy: ${f.type === 'qemu' ? 'qm' : 'pct'} destroy ${t} (on the node).`],
+      next: run.undo.length ? run.undo : [`The original is untouched. To remove the copy: ${tool(f.type)} destroy ${t} (on the node).`],
     })
   }
   const proven = f.noStartReason ? `left stopped (${f.noStartReason})` : f.access.address ? 'running and reachable (ping + SSH)' : 'running (not checked over the network: no address known)'
   return report.finish({
     exitCode: 0,
     summary: `${mark.ok} ${what} restored from ${f.backup.file}, ${proven}.`,
-    next: [...(run.undo[0] ? [run.undo[0]] : []), ...(f.noStartReason ? [`Start it when ready: ${f.type === 'qemu' ? 'qm' : 'pct'} start ${t} (on the node).`] : [])],
+    next: [...(run.undo[0] ? [run.undo[0]] : []), ...(f.noStartReason ? [`Start it when ready: ${tool(f.type)} start ${t} (on the node).`] : [])],
   })
 }
 
