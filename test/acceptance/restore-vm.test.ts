@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { runTask, scriptOf, type RunOpts } from '../helpers.ts'
 import { FIXTURE, LAB_DIR, labEnv, labUp } from '../lab/lab.ts'
 import * as node from '../lab/node.ts'
+import { commandLine } from '../../lib/ssh.ts'
 
 const PVE = join(LAB_DIR, 'pve')
 const DUMP = join(PVE, 'var/lib/vz/dump')
@@ -37,7 +38,7 @@ const WRITES = /^(vzdump|qmrestore|pct restore|qm (start|stop|shutdown|destroy)|
 const writes = () => calls().filter((c) => WRITES.test(c))
 /** Runs a command on the node as the lab's operator would (for test set-up only). */
 const onNode = (...argv: string[]) => {
-  const r = spawnSync('ssh', [...node.sshArgs(LAB_DIR), 'pve', argv.map((a) => `'${a}'`).join(' ')], { encoding: 'utf8' })
+  const r = spawnSync('ssh', [...node.sshArgs(LAB_DIR), 'pve', commandLine(argv)], { encoding: 'utf8' })
   if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`)
   return r.stdout
 }
