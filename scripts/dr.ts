@@ -3,7 +3,7 @@
 // Not built yet: its issue has not landed. It exits 2 with "not implemented yet", never a fake success.
 //
 //   npm run dr -- --help
-import { runTask, notImplemented } from '../lib/task.ts'
+import { defineTask, notImplemented } from '../lib/task.ts'
 import type { CommandSpec } from '../lib/args.ts'
 
 const spec: CommandSpec = {
@@ -15,4 +15,4 @@ const spec: CommandSpec = {
   examples: ['npm run dr -- --dry-run'],
 }
 
-await runTask(spec, notImplemented)
+export const task = defineTask(spec, notImplemented, import.meta.url)

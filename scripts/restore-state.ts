@@ -15,7 +15,7 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { writePrivate } from '../lib/files.ts'
-import { runTask, onInterrupt } from '../lib/task.ts'
+import { defineTask, onInterrupt } from '../lib/task.ts'
 import type { CommandSpec, Values } from '../lib/args.ts'
 import { DrError, usageError } from '../lib/errors.ts'
 import { loadConfig, findEnvironment, requireMinio, type Config, type Environment } from '../lib/config.ts'
@@ -94,7 +94,7 @@ class StateReport extends Report {
   }
 }
 
-await runTask(spec, async ({ positionals, values }) => {
+export const task = defineTask(spec, async ({ positionals, values }) => {
   // ---- args: usage errors before any I/O
   const action = readAction(positionals[0])
   const at = checkFlags(action, values)
@@ -120,7 +120,7 @@ await runTask(spec, async ({ positionals, values }) => {
   } finally {
     s3.close()
   }
-})
+}, import.meta.url)
 
 // ---- args -----------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@
 // Order: args → config → preflight (EF-001) → plan (EF-002; --dry-run stops, EF-007) → confirm
 // (US1.5, EC-3) → safety backup (EF-006) → stop → restore → start → verify (US1.1) → report (EF-003).
 // Manual: docs/restore-vm.md.
-import { runTask, onInterrupt } from '../lib/task.ts'
+import { defineTask, onInterrupt } from '../lib/task.ts'
 import { DrError } from '../lib/errors.ts'
 import type { CommandSpec, Values } from '../lib/args.ts'
 import { loadConfig, findNode, type Config } from '../lib/config.ts'
@@ -602,4 +602,4 @@ async function verifyRestored(pve: Pve, f: Facts, run: RunState, report: Report,
 }
 
 // Last, so that every declaration above is initialised when the task runs.
-await runTask(spec, async ({ positionals, values }) => main(readRequest(positionals, values)))
+export const task = defineTask(spec, async ({ positionals, values }) => main(readRequest(positionals, values)), import.meta.url)

@@ -20,7 +20,7 @@ import { Pve, kindWord } from '../lib/pve.ts'
 import { Report } from '../lib/report.ts'
 import { listVersions, getText, openS3, s3Error } from '../lib/s3.ts'
 import { Ssh } from '../lib/ssh.ts'
-import { runTask } from '../lib/task.ts'
+import { defineTask } from '../lib/task.ts'
 import {
   DEFAULT_MAX_AGE_HOURS, NODE_SCRIPT, clock, expectedGuests, fileItem, guestItem, linkOlderGood, nodeInput, parseNodeLine, stateChecks, unansweredItem, worst,
   type FileItem, type GuestItem, type Item, type StateItem, type Status,
@@ -61,7 +61,7 @@ Exit 0 only when everything is good; 1 when something failed; 5 when only warnin
 /** The progress spinner while files are checked: item lines clear it first (on a terminal). */
 let spinner: { stop(): void } | undefined
 
-await runTask(spec, async ({ values }) => {
+export const task = defineTask(spec, async ({ values }) => {
   // Arguments: usage errors before any I/O
   const vmid = values.vmid === undefined ? undefined : parseVmid(values.vmid)
   const maxAge = values['max-age'] === undefined ? undefined : parseHours(values['max-age'])
@@ -147,7 +147,7 @@ await runTask(spec, async ({ values }) => {
   }
   const next = damaged.length ? ['Restore from a good backup: npm run -s restore:vm -- <vmid> --backup <volid>'] : []
   return report.finish({ exitCode, summary, next })
-})
+}, import.meta.url)
 
 // ---- the node ----
 

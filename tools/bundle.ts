@@ -41,7 +41,8 @@ for (const t of tasks.tasks) {
     platform: 'node',
     format: 'esm',
     target: 'node18',
-    banner: { js: banner },
+    // Every script a bundle imports (dr imports the others) shares this file: name the one to run.
+    banner: { js: `${banner}\nglobalThis.__HDR_ENTRY = ${JSON.stringify(t.id)};` },
     plugins: [inlineHclWasm],
     // hcl2json's Go bridge does `globalThis.performance ??= require("performance")`: never reached on Node >= 16.
     external: ['performance'],

@@ -1,5 +1,6 @@
 // The lab, as one thing: `npm run lab:up` / `npm run lab:down` (both idempotent), and the
 // environment a test gives a script so that it talks to the lab. Parts: docs/lab.md.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as node from './node.ts'
 import * as s3 from './s3.ts'
@@ -16,8 +17,26 @@ const ALL: Part[] = ['node', 's3', 'monitoring']
 
 export async function labUp(which: Part[] = ALL): Promise<void> {
   await node.lock(LAB_DIR) // one user of the lab at a time; held until this process exits
+  await switchCheckout()
   // The node first: it creates the lab's ssh key that the other parts authorize.
   for (const p of ALL) if (which.includes(p)) await parts[p].up(LAB_DIR)
+}
+
+/**
+ * The lab runs programs from the checkout that started it (the simulator on the node's PATH, the
+ * docker simulator, the Grafana stand-in, the hooks). When another checkout of the repo (a git
+ * worktree) takes the lab, stop those parts and reseed the node, so that its own code answers.
+ */
+async function switchCheckout(): Promise<void> {
+  const mark = join(LAB_DIR, 'checkout')
+  const last = existsSync(mark) ? readFileSync(mark, 'utf8') : undefined
+  if (last !== undefined && last !== ROOT) {
+    await node.down(LAB_DIR)
+    await monitoring.down(LAB_DIR)
+    rmSync(join(LAB_DIR, 'pve'), { recursive: true, force: true })
+  }
+  mkdirSync(LAB_DIR, { recursive: true })
+  writeFileSync(mark, ROOT)
 }
 
 export async function labDown(which: Part[] = ALL): Promise<void> {
