@@ -2,12 +2,14 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tasks from '../tasks.json' with { type: 'json' }
 import { labEnv, labUp, FIXTURE, LAB_DIR } from './lab/lab.ts'
 import { calls, lock, reset } from './lab/node.ts'
+import * as s3lab from './lab/s3.ts'
 
 const empty = mkdtempSync(join(tmpdir(), 'hdr-bundle-'))
 
@@ -50,5 +52,22 @@ test('a bundle runs a real --dry-run against the lab node: the plan, and nothing
   const mutating = calls(LAB_DIR).filter((c) => ['qmrestore', 'vzdump'].includes(c.argv[0]?.split('/').at(-1) ?? '') || ['stop', 'start', 'restore'].includes(c.argv[1] ?? ''))
   assert.equal(mutating, [])
 })
+
+test('the bundled S3 SDK (embedded, compiled on first use) lists the state versions in the lab S3', async () => {
+  await lock(LAB_DIR)
+  await labUp(['node', 's3'])
+  const key = 'prod/terraform.tfstate'
+  const body = JSON.stringify({ version: 4, terraform_version: '1.11.4', serial: 7, lineage: 'bundle-test', outputs: {}, resources: [] })
+  const put = await s3lab.s3Client().send(new PutObjectCommand({ Bucket: 'tfstate', Key: key, Body: body }))
+  const r = run('restore-state.mjs', ['list', '--env', 'prod', '--tf-dir', FIXTURE, '--json'], {
+    HDR_REPORTS_DIR: join(empty, 'reports'), AWS_ACCESS_KEY_ID: s3lab.S3_ACCESS_KEY, AWS_SECRET_ACCESS_KEY: s3lab.S3_SECRET_KEY,
+  })
+  // leave the bucket as it was: this version only, deleted by its id
+  await s3lab.s3Client().send(new DeleteObjectCommand({ Bucket: 'tfstate', Key: key, VersionId: put.VersionId }))
+  assert.is(r.status, 0, r.stderr)
+  assert.ok(r.stdout.includes(put.VersionId!), r.stdout)
+})
+
+test.after(() => rmSync(empty, { recursive: true, force: true }))
 
 test.run()

@@ -3,8 +3,9 @@
 // zx needs `require` in ESM (createRequire banner; esbuild keeps the source shebang first), and the HCL parser's
 // wasm (read from disk next to the package) is inlined as base64.
 import { build, type Plugin } from 'esbuild'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { brotliCompressSync } from 'node:zlib'
 import { dirname, join } from 'node:path'
 import tasks from '../tasks.json' with { type: 'json' }
 
@@ -27,6 +28,48 @@ const inlineHclWasm: Plugin = {
   },
 }
 
+/**
+ * Heavy packages that a task loads with `await import()` only when it needs them (the AWS SDK, the
+ * HCL parser, zx) are bundled on their own and embedded as data, compiled on first use (new
+ * Function), once: V8 then reads a string instead of pre-parsing ~4.8 MB of JavaScript on every
+ * start, so `--help` and the runs that never touch S3 do not pay for it. Plain JavaScript is
+ * brotli-compressed too (the SDK: 1.6 MB → about 0.2 MB to read at start); the HCL parser is mostly
+ * its gzipped wasm already, which brotli cannot shrink, so it stays a plain string.
+ * Measured in docs/benchmarks.md (start-up).
+ */
+const LAZY: Record<string, { compress: boolean }> = {
+  '@aws-sdk/client-s3': { compress: true },
+  zx: { compress: true },
+  '@cdktf/hcl2json': { compress: false },
+}
+const lazySources = new Map<string, string>()
+async function lazyModule(pkg: string): Promise<string> {
+  const cached = lazySources.get(pkg)
+  if (cached) return cached
+  const r = await build({
+    stdin: { contents: `module.exports = require(${JSON.stringify(pkg)})`, resolveDir: process.cwd(), loader: 'js' },
+    bundle: true, write: false, platform: 'node', format: 'cjs', target: 'node20', charset: 'ascii',
+    plugins: [inlineHclWasm], external: ['performance'], legalComments: 'none', logLevel: 'warning',
+  })
+  const code = r.outputFiles[0]!.text
+  const source = LAZY[pkg]!.compress
+    ? `require('node:zlib').brotliDecompressSync(Buffer.from(${JSON.stringify(brotliCompressSync(code).toString('base64'))}, 'base64')).toString()`
+    : JSON.stringify(code)
+  const loader = `const m = { exports: {} };
+new Function('module', 'exports', 'require', ${source})(m, m.exports, require);
+module.exports = m.exports;`
+  lazySources.set(pkg, loader)
+  return loader
+}
+const lazyPackages: Plugin = {
+  name: 'lazy-packages',
+  setup(b) {
+    const filter = new RegExp(`^(${Object.keys(LAZY).map((p) => p.replace(/[/.]/g, (c) => `\\${c}`)).join('|')})$`)
+    b.onResolve({ filter }, (args) => (args.kind === 'dynamic-import' ? { path: args.path, namespace: 'lazy' } : undefined))
+    b.onLoad({ filter: /.*/, namespace: 'lazy' }, async (args) => ({ loader: 'js', contents: await lazyModule(args.path) }))
+  },
+}
+
 const banner = [
   "import { createRequire as __hdrCreateRequire } from 'node:module';",
   'const require = __hdrCreateRequire(import.meta.url);',
@@ -43,11 +86,18 @@ for (const t of tasks.tasks) {
     target: 'node18',
     // Every script a bundle imports (dr imports the others) shares this file: name the one to run.
     banner: { js: `${banner}\nglobalThis.__HDR_ENTRY = ${JSON.stringify(t.id)};` },
-    plugins: [inlineHclWasm],
+    plugins: [lazyPackages, inlineHclWasm],
     // hcl2json's Go bridge does `globalThis.performance ??= require("performance")`: never reached on Node >= 16.
     external: ['performance'],
     legalComments: 'none',
+    // ASCII only: one non-ASCII character (a comment's '…') makes V8 hold the whole file as
+    // two-byte text, which costs start-up on every run.
+    charset: 'ascii',
     logLevel: 'warning',
   })
+  // esbuild escapes strings but keeps some comments as written: escape what is left (in a comment
+  // the escape is only text; in a string or template it is the same character).
+  const text = readFileSync(out, 'utf8')
+  if (/[^\x00-\x7f]/.test(text)) writeFileSync(out, text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`))
   process.stdout.write(`${out}\n`)
 }
