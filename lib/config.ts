@@ -8,6 +8,7 @@ import { basename, join, relative, resolve } from 'node:path'
 import { parse as parseDotenv } from 'dotenv'
 import { DrError } from './errors.ts'
 import { registerSecret } from './output.ts'
+import type { S3 } from './s3.ts'
 import type { NodeTarget } from './ssh.ts'
 import {
   at, attributeLine, isOverride, lineOf, parseBackendFile, parseEnvVar, parseVarFile, readFolder, varFilesIn,
@@ -83,6 +84,8 @@ export interface Config {
   dotenv: Array<{ file: string; loaded: string[]; refused: string[] }>
   /** Each homelab-dr setting read, with where its value came from (for `npm run config`). */
   used: Map<string, string>
+  /** minio_root_user / minio_root_password, when set (with or without minio_ip): S3 credentials of last resort. */
+  s3Credentials: { accessKey: string; secretKey: string; from: string } | undefined
 }
 
 const ENV_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/
@@ -120,6 +123,11 @@ export async function loadConfig(tfDirFlag: string | undefined): Promise<Config>
     tfFiles: [...new Set([top, ...roots].flatMap((f) => f.files))],
     dotenv,
     used: r.used,
+    s3Credentials: undefined,
+  }
+  if (r.has('minio_root_user') && r.has('minio_root_password')) {
+    cfg.s3Credentials = { accessKey: r.str('minio_root_user'), secretKey: r.str('minio_root_password'), from: r.used.get('minio_root_user')! }
+    registerSecret(cfg.s3Credentials.secretKey)
   }
   return cfg
 }
@@ -195,10 +203,10 @@ export function stateStore(cfg: Config, env: Environment): StateStore {
     secretKey = process.env.AWS_SECRET_ACCESS_KEY || undefined
     from = 'AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY'
   }
-  if ((!accessKey || !secretKey) && !env.aws && cfg.minio) {
-    accessKey = cfg.minio.accessKey
-    secretKey = cfg.minio.secretKey
-    from = `minio_root_user / minio_root_password (${cfg.used.get('minio_root_user') ?? '?'})`
+  if ((!accessKey || !secretKey) && !env.aws && cfg.s3Credentials) {
+    accessKey = cfg.s3Credentials.accessKey
+    secretKey = cfg.s3Credentials.secretKey
+    from = `minio_root_user / minio_root_password (${cfg.s3Credentials.from})`
   }
   if (!accessKey || !secretKey) {
     throw new DrError('prerequisites', `No S3 credentials for '${env.name}' (${label}): AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set${env.aws ? '' : ', nor minio_root_user / minio_root_password'}.`, 'Add to .env: AWS_ACCESS_KEY_ID=<access key> and AWS_SECRET_ACCESS_KEY=<secret key>')
@@ -625,8 +633,10 @@ async function readEnvironment(tfDir: string, root: TfFolder, name: string, conf
       const rec = JSON.parse(readFileSync(recordedFile, 'utf8')) as { backend?: { type?: string; config?: Record<string, unknown> } }
       if (rec.backend?.type === b.type) {
         for (const [k, v] of Object.entries(rec.backend.config ?? {})) {
-          if (v === null || v === undefined || (k === 'endpoints' && Object.values(v as object).every((x) => x === null))) continue
-          settings[k] = v
+          const value = k === 'endpoints' && v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([, x]) => x !== null)) : v
+          if (value === null || value === undefined || (k === 'endpoints' && Object.keys(value as object).length === 0)) continue
+          if (JSON.stringify(settings[k]) === JSON.stringify(value)) continue // the same as written: keep that source
+          settings[k] = value
           env.sources[k] = `${shown(recordedFile)} (terraform init)`
         }
       }
@@ -696,3 +706,24 @@ function readMonitoring(r: Reader): MonitoringConfig {
 }
 
 export type { Declared }
+
+/**
+ * The non-default workspaces whose state is in the bucket: keys <workspace_key_prefix>/<workspace>/<key>
+ * (Terraform's S3 layout, `env:` by default). Takes an S3 client opened on the environment's own store.
+ */
+export async function workspacesInS3(s3: S3, env: Environment): Promise<string[]> {
+  if (!env.bucket || !env.key) return []
+  const prefix = `${env.workspaceKeyPrefix}/`
+  const found = new Set<string>()
+  let token: string | undefined
+  do {
+    const r = await s3.client.send(new s3.sdk.ListObjectsV2Command({ Bucket: env.bucket, Prefix: prefix, ContinuationToken: token }))
+    for (const o of r.Contents ?? []) {
+      const rest = o.Key?.slice(prefix.length) ?? ''
+      const slash = rest.indexOf('/')
+      if (slash > 0 && rest.slice(slash + 1) === env.key) found.add(rest.slice(0, slash))
+    }
+    token = r.IsTruncated ? r.NextContinuationToken : undefined
+  } while (token)
+  return [...found].sort()
+}
