@@ -86,6 +86,16 @@ export interface Config {
   used: Map<string, string>
   /** minio_root_user / minio_root_password, when set (with or without minio_ip): S3 credentials of last resort. */
   s3Credentials: { accessKey: string; secretKey: string; from: string } | undefined
+  /** With { lenient: true }: what could not be read (the strict load throws the first instead). */
+  problems: Array<{ setting: 'nodes' | 'storage' | 'minio' | 'monitoring' | 'credentials'; error: DrError }>
+}
+
+export interface LoadOptions {
+  /**
+   * Record a missing or invalid setting in cfg.problems instead of throwing, so a task that does not
+   * need it (restore:state needs no node) and the doctor still run. Parse errors still throw.
+   */
+  lenient?: boolean
 }
 
 const ENV_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/
@@ -99,7 +109,7 @@ export function findTfDir(flag: string | undefined): string {
   return dir
 }
 
-export async function loadConfig(tfDirFlag: string | undefined): Promise<Config> {
+export async function loadConfig(tfDirFlag: string | undefined, opts: LoadOptions = {}): Promise<Config> {
   const tfDir = findTfDir(tfDirFlag)
   const dotenv = loadDotenv(tfDir)
   const { top, roots } = await findRoots(tfDir)
@@ -107,27 +117,38 @@ export async function loadConfig(tfDirFlag: string | undefined): Promise<Config>
   const declaredIn = [...new Set([top, ...roots].flatMap((f) => [...f.declared.values()].map((w) => w.file)))]
   const r = new Reader(vars, [...files, ...declaredIn])
 
-  const { nodes, from } = readNodes(r, [top, ...roots])
+  const problems: Config['problems'] = []
+  const read = <T>(setting: Config['problems'][number]['setting'], fn: () => T, fallback: T): T => {
+    try {
+      return fn()
+    } catch (e) {
+      if (!opts.lenient || !(e instanceof DrError)) throw e
+      problems.push({ setting, error: e })
+      return fallback
+    }
+  }
+  const { nodes, from } = read('nodes', () => readNodes(r, [top, ...roots]), { nodes: [] as NodeTarget[], from: '' })
   const environments = roots.length ? await readEnvironments(tfDir, roots, r) : []
   const cfg: Config = {
     tfDir,
     files,
     nodes,
     nodesFrom: from,
-    backupStorage: r.str('backup_storage', 'local'),
-    guestStorage: r.optStr('guest_storage'),
-    minio: r.has('minio_ip') ? readMinio(r, environments) : undefined,
-    monitoring: r.has('monitoring_vmid') ? readMonitoring(r) : undefined,
+    backupStorage: read('storage', () => r.str('backup_storage', 'local'), 'local'),
+    guestStorage: read('storage', () => r.optStr('guest_storage'), undefined),
+    minio: read('minio', () => (r.has('minio_ip') ? readMinio(r, environments) : undefined), undefined),
+    monitoring: read('monitoring', () => (r.has('monitoring_vmid') ? readMonitoring(r) : undefined), undefined),
     environments,
     vars: new Map([...vars].map(([k, v]) => [k, { value: v.value, file: v.file, ...(v.line ? { line: v.line } : {}) }])),
     tfFiles: [...new Set([top, ...roots].flatMap((f) => f.files))],
     dotenv,
     used: r.used,
     s3Credentials: undefined,
+    problems,
   }
   if (r.has('minio_root_user') && r.has('minio_root_password')) {
-    cfg.s3Credentials = { accessKey: r.str('minio_root_user'), secretKey: r.str('minio_root_password'), from: r.used.get('minio_root_user')! }
-    registerSecret(cfg.s3Credentials.secretKey)
+    cfg.s3Credentials = read('credentials', () => ({ accessKey: r.str('minio_root_user'), secretKey: r.str('minio_root_password'), from: r.used.get('minio_root_user')! }), undefined)
+    registerSecret(cfg.s3Credentials?.secretKey)
   }
   return cfg
 }
@@ -161,7 +182,7 @@ export function findEnvironment(cfg: Config, name: string | undefined): Environm
 export function findNode(cfg: Config, name: string | undefined): NodeTarget {
   const first = cfg.nodes[0]
   if (!name) {
-    if (!first) throw new DrError('prerequisites', 'No Proxmox node configured.')
+    if (!first) throw cfg.problems.find((p) => p.setting === 'nodes')?.error ?? new DrError('prerequisites', 'No Proxmox node configured.')
     return first
   }
   const node = cfg.nodes.find((n) => n.name === name)

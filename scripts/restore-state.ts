@@ -106,7 +106,7 @@ export const task = defineTask(spec, async ({ positionals, values }) => {
   const at = checkFlags(action, values)
 
   // ---- config: the environment's own backend (endpoint, credentials, workspace)
-  const cfg = await loadConfig(values['tf-dir'])
+  const cfg = await loadConfig(values['tf-dir'], { lenient: true }) // no node needed here
   const report = new StateReport()
   let s3: S3 | undefined
   try {
