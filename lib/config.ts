@@ -681,7 +681,7 @@ async function readEnvironment(tfDir: string, root: TfFolder, name: string, conf
   } else if (process.env.AWS_ENDPOINT_URL_S3) {
     env.endpoint = process.env.AWS_ENDPOINT_URL_S3
     env.sources.endpoint = 'AWS_ENDPOINT_URL_S3 (environment)'
-  } else env.aws = true
+  } else if (!env.problem) env.aws = true
   if (s('access_key') && s('secret_key')) {
     env.accessKey = s('access_key')
     env.secretKey = s('secret_key')
