@@ -18,7 +18,7 @@ import { writePrivate } from '../lib/files.ts'
 import { defineTask, onInterrupt } from '../lib/task.ts'
 import type { CommandSpec, Values } from '../lib/args.ts'
 import { DrError, usageError } from '../lib/errors.ts'
-import { loadConfig, findEnvironment, stateStore, backendConfigArgs, type Config, type Environment } from '../lib/config.ts'
+import { loadConfig, findEnvironment, stateStore, backendConfigArgs, workspacesInS3, type Config, type Environment } from '../lib/config.ts'
 import { mark, say } from '../lib/output.ts'
 import { confirm, declined } from '../lib/prompt.ts'
 import { execute, printPlan, type Plan } from '../lib/plan.ts'
@@ -218,6 +218,10 @@ async function list(c: Ctx): Promise<number> {
     serial: v.state?.serial, lineage: v.state?.lineage, terraformVersion: v.state?.terraform_version, resources: v.state?.resources.length,
     lineageChanged: v.lineageChanged ?? false, invalid: v.invalid,
   }))
+  // The environment's other workspaces (<workspace_key_prefix>/<w>/<key>), so none is overlooked.
+  const others = (await workspacesInS3(c.s3, c.env).catch(() => [] as string[])).filter((w) => w !== c.workspace)
+  if (others.length) say(`Other workspaces of '${c.env.name}' in S3: ${others.join(', ')} (list one with --workspace NAME).`)
+  c.report.facts.otherWorkspaces = others
   const states = versions.filter((v) => !v.deleteMarker).length
   const now = current?.deleteMarker ? 'the latest entry is a delete marker: no current state' : current?.state ? `current: serial ${current.state.serial}` : 'the current version is not valid state'
   return c.report.finish({

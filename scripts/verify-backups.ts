@@ -69,7 +69,7 @@ export const task = defineTask(spec, async ({ values }) => {
   if (values['no-files'] && !values.states) throw usageError('Nothing to check: --no-files skips the node, so add --states.')
   if (values['no-files'] && (values.node || values.storage || values.vmid || values['max-age'])) throw usageError('--node, --storage, --vmid and --max-age need the node: drop --no-files.')
   if (values.storage !== undefined && !/^[A-Za-z][A-Za-z0-9._-]*$/.test(values.storage)) throw usageError(`Invalid --storage ${JSON.stringify(values.storage)}: a Proxmox storage ID.`)
-  const cfg = await loadConfig(values['tf-dir'])
+  const cfg = await loadConfig(values['tf-dir'], { lenient: values['no-files'] }) // --no-files: no node needed
   const nodes = values.node ? [findNode(cfg, values.node)] : cfg.nodes
   const report = new Report('verify:backups')
   const started = Date.now()

@@ -4,7 +4,7 @@
 //   npm test -- acceptance/config
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { cpSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DeleteObjectCommand, ListObjectVersionsCommand, PutObjectCommand } from '@aws-sdk/client-s3'
@@ -14,6 +14,7 @@ import { runTask, type RunOutput } from '../helpers.ts'
 
 const ENDPOINTS = join(FIXTURE, '..', 'endpoints')
 const RIGHT_KEY = 'endpoints-fixture/right.tfstate'
+const BLUE_KEY = `env:/blue/${RIGHT_KEY}` // workspace blue, Terraform's S3 layout
 const stateDir = mkdtempSync(join(tmpdir(), 'hdr-config-accept-'))
 const s3 = s3lab.s3Client()
 const show = (r: RunOutput) => `exit ${r.code}\n${r.output}`
@@ -22,15 +23,20 @@ const run = (task: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
 
 const STATE = JSON.stringify({ version: 4, terraform_version: '1.11.4', serial: 7, lineage: '0e4c1d2a-1111-2222-3333-444455556666', outputs: {}, resources: [] })
 let version = ''
+let blue = ''
 
 test.before(async () => {
   await labUp(['s3'])
   const r = await s3.send(new PutObjectCommand({ Bucket: 'tfstate', Key: RIGHT_KEY, Body: STATE, ContentType: 'application/json' }))
   version = r.VersionId ?? ''
+  const b = await s3.send(new PutObjectCommand({ Bucket: 'tfstate', Key: BLUE_KEY, Body: STATE.replace('"serial":7', '"serial":3'), ContentType: 'application/json' }))
+  blue = b.VersionId ?? ''
 })
 test.after(async () => {
-  const v = await s3.send(new ListObjectVersionsCommand({ Bucket: 'tfstate', Prefix: RIGHT_KEY }))
+  for (const key of [RIGHT_KEY, BLUE_KEY]) {
+  const v = await s3.send(new ListObjectVersionsCommand({ Bucket: 'tfstate', Prefix: key }))
   for (const x of [...(v.Versions ?? []), ...(v.DeleteMarkers ?? [])]) await s3.send(new DeleteObjectCommand({ Bucket: 'tfstate', Key: x.Key!, VersionId: x.VersionId }))
+  }
   s3.destroy()
   rmSync(stateDir, { recursive: true, force: true })
 })
@@ -44,6 +50,30 @@ test('EF-005 restore:state list --env X reaches X\'s own endpoint: the right one
   assert.is(wrong.code, 4, show(wrong))
   assert.ok(wrong.output.includes('✗ S3 at http://127.0.0.9:9000 does not answer.'), show(wrong))
   assert.not.ok(wrong.output.includes('127.0.0.4'), show(wrong)) // never another environment's endpoint
+})
+
+test('EF-005 workspaces: list names the other workspaces in S3, and --workspace reaches env:/<w>/<key>', async () => {
+  const r = await run('restore:state', ['list', '--env', 'right', '--tf-dir', ENDPOINTS])
+  assert.ok(r.stdout.includes("Other workspaces of 'right' in S3: blue (list one with --workspace NAME)."), show(r))
+  const b = await run('restore:state', ['list', '--env', 'right', '--workspace', 'blue', '--tf-dir', ENDPOINTS])
+  assert.is(b.code, 0, show(b))
+  assert.ok(b.stdout.includes(`State versions of 'right' (s3://tfstate/${BLUE_KEY}), newest first, dates in UTC:`), show(b))
+  assert.ok(b.stdout.includes(`* ${blue}`), show(b))
+})
+
+test('EF-005 verify:backups --states checks every workspace of an environment, on its own endpoint', async () => {
+  const repo = mkdtempSync(join(tmpdir(), 'hdr-config-ws-'))
+  try {
+    cpSync(join(ENDPOINTS, 'terraform.tfvars'), join(repo, 'terraform.tfvars'))
+    cpSync(join(ENDPOINTS, 'environments', 'right'), join(repo, 'environments', 'right'), { recursive: true })
+    const r = await run('verify:backups', ['--states', '--no-files', '--tf-dir', repo])
+    assert.is(r.code, 0, show(r))
+    assert.ok(r.stdout.includes(`✓ state right version ${version} (`), show(r))
+    assert.ok(r.stdout.includes(`✓ state right/blue version ${blue} (`), show(r))
+    assert.ok(/serial 3\n/.test(r.stdout.slice(r.stdout.indexOf('right/blue'))), show(r))
+  } finally {
+    rmSync(repo, { recursive: true, force: true })
+  }
 })
 
 test('EF-005 a plain AWS backend is not sent to MinIO: without AWS credentials restore:state says what to add', async () => {
