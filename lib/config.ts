@@ -12,7 +12,7 @@ import type { S3 } from './s3.ts'
 import type { NodeTarget } from './ssh.ts'
 import {
   at, attributeLine, isOverride, lineOf, parseBackendFile, parseEnvVar, parseVarFile, readFolder, varFilesIn,
-  type Backend, type Declared, type TfFolder, type Where,
+  type Backend, type TfFolder, type Where,
 } from './tfvars.ts'
 
 export interface MinioConfig {
@@ -128,7 +128,7 @@ export async function loadConfig(tfDirFlag: string | undefined, opts: LoadOption
     }
   }
   const { nodes, from } = read('nodes', () => readNodes(r, [top, ...roots]), { nodes: [] as NodeTarget[], from: '' })
-  const environments = roots.length ? await readEnvironments(tfDir, roots, r) : []
+  const environments = roots.length ? await readEnvironments(tfDir, roots) : []
   const cfg: Config = {
     tfDir,
     files,
@@ -595,7 +595,7 @@ function providerNodes(r: Reader, folders: TfFolder[]): ProviderNodes | undefine
 
 const BACKEND_FILE = (n: string) => n === 'backend.hcl' || n === 'backend.conf' || n.endsWith('.tfbackend') || n.endsWith('.backend.hcl')
 
-async function readEnvironments(tfDir: string, roots: TfFolder[], r: Reader): Promise<Environment[]> {
+async function readEnvironments(tfDir: string, roots: TfFolder[]): Promise<Environment[]> {
   const names = envNames(tfDir, roots)
   const out: Environment[] = []
   for (const [i, root] of roots.entries()) {
@@ -604,14 +604,14 @@ async function readEnvironments(tfDir: string, roots: TfFolder[], r: Reader): Pr
       // One root, one backend file per environment (prod.tfbackend, dev.tfbackend): each is an environment.
       for (const f of files) {
         const stem = f.replace(/(\.backend)?\.(hcl|conf|tfbackend)$/, '').replace(/\.tfbackend$/, '')
-        out.push(await readEnvironment(tfDir, root, roots.length === 1 ? stem : `${names[i]}-${stem}`, [join(root.dir, f)], false, r))
+        out.push(await readEnvironment(tfDir, root, roots.length === 1 ? stem : `${names[i]}-${stem}`, [join(root.dir, f)], false))
       }
-    } else out.push(await readEnvironment(tfDir, root, names[i]!, files.map((f) => join(root.dir, f)), true, r))
+    } else out.push(await readEnvironment(tfDir, root, names[i]!, files.map((f) => join(root.dir, f)), true))
   }
   return out.sort((a, b) => a.name.localeCompare(b.name))
 }
 
-async function readEnvironment(tfDir: string, root: TfFolder, name: string, configFiles: string[], useRecorded: boolean, r: Reader): Promise<Environment> {
+async function readEnvironment(tfDir: string, root: TfFolder, name: string, configFiles: string[], useRecorded: boolean): Promise<Environment> {
   const b = root.backend
   const env: Environment = { name, dir: root.dir, backend: b, workspaceKeyPrefix: 'env:', aws: false, sources: {}, backendConfigFiles: configFiles, workspace: 'default', workspaces: [] }
   const shown = (file: string) => relative(tfDir, file) || file
@@ -693,7 +693,6 @@ async function readEnvironment(tfDir: string, root: TfFolder, name: string, conf
     env.problem = new DrError('prerequisites', `The s3 backend of '${name}' has no ${missing} (searched ${searched.join(', ')}).`,
       `Add ${missing} = "…" to ${shown(configFiles[0] ?? join(root.dir, 'backend.hcl'))} (the file you pass to terraform init -backend-config), or run terraform init there once.`)
   }
-  void r
   return env
 }
 
@@ -726,7 +725,6 @@ function readMonitoring(r: Reader): MonitoringConfig {
   }
 }
 
-export type { Declared }
 
 /**
  * The non-default workspaces whose state is in the bucket: keys <workspace_key_prefix>/<workspace>/<key>
