@@ -51,7 +51,7 @@ snapshot  copy every environment's current state into the local mirror (${'$'}HD
           ~/.local/share/homelab-dr/state/<env>/<serial>.tfstate, mode 0600). Run it from cron.`,
   positionals: [{ name: 'action', description: ACTIONS.join(' | '), required: true }],
   options: {
-    env: { type: 'string', value: 'NAME', description: 'environment (a folder under environments/); snapshot: all when omitted' },
+    env: { type: 'string', value: 'NAME', description: 'environment (a root module; `npm run config` lists them); snapshot: all when omitted' },
     version: { type: 'string', value: 'ID', description: 'restore: the S3 version id to make current (see list)' },
     at: { type: 'string', value: 'DATETIME', description: 'restore: the last version at or before this time (YYYY-MM-DD[THH:MM[:SS]][Z], local time without Z)' },
     workspace: { type: 'string', value: 'W', description: 'terraform workspace (default: default)' },
