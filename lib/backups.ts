@@ -20,6 +20,10 @@ export interface Backup {
   ctime: number
   notes: string | undefined
   protected: boolean
+  /** The node's local wall-clock time (YYYY-MM-DDTHH:MM:SS): from the name, else ctime in the NODE's timezone. */
+  localTime?: string
+  /** true when pve-storage calls the name non-standard (renamed or copied dumps): listed, flagged. */
+  nonStandardName?: boolean
 }
 
 // pve-storage src/PVE/Storage.pm archive_info, with VMID 100–999999999.
@@ -50,6 +54,49 @@ export function parseBackupName(file: string): ParsedName | undefined {
   }
 }
 
+// pve-storage src/PVE/Storage.pm archive_info: any `vzdump-<type>-….<ext>` is a backup of that type;
+// only the full grammar above is a "standard name" (is_std_name) with a VMID and a time in it.
+const ARCHIVE_ANY = /^vzdump-(lxc|openvz|qemu)-.+\.(tgz$|tar|vma)(?:\.(gz|lzo|zst|bz2))?$/
+
+export interface ArchiveInfo {
+  type: 'qemu' | 'lxc' | 'openvz'
+  /** The whole extension, as the content API's `format`: 'vma.zst', 'tgz', 'tar'. */
+  format: string
+  /** From the extension: tgz is gz. */
+  compression: string | undefined
+  /** Standard names only (is_std_name). */
+  standard: boolean
+  vmid: number | undefined
+  localTime: string | undefined
+}
+
+/** archive_info, as Proxmox reads a backup's file name; undefined for what it cannot read. */
+export function archiveInfo(file: string): ArchiveInfo | undefined {
+  const m = ARCHIVE_ANY.exec(file)
+  if (!m) return undefined
+  const [, type, base, comp] = m
+  const std = parseBackupName(file)
+  return {
+    type: type as ArchiveInfo['type'],
+    format: comp ? `${base}.${comp}` : base!,
+    compression: base === 'tgz' ? 'gz' : comp,
+    standard: std !== undefined,
+    vmid: std?.vmid ?? listingVmid(file),
+    localTime: std?.localTime,
+  }
+}
+
+/**
+ * The VMID the content listing gives a file (pve-storage src/PVE/Storage/Plugin.pm $get_subdir_files:
+ * the first `-<100..999999999>-` before the extension), e.g. 16110 for vzdump-qemu-16110-anything.tgz.
+ */
+export function listingVmid(file: string): number | undefined {
+  const ext = /\.(tgz|(?:tar|vma)(?:\.(?:gz|lzo|zst|bz2))?)$/.exec(file)
+  if (!ext) return undefined
+  const m = new RegExp(`-([1-9][0-9]{2,8})-[^/]+\\.${ext[1]!.replace(/\./g, '\\.')}$`).exec(file)
+  return m ? Number(m[1]) : undefined
+}
+
 /** A VMID as typed by the operator: 100–999999999 (pve-cluster's vmid range). */
 export function parseVmid(text: string | undefined, what = 'VMID'): number {
   if (text === undefined || !/^[1-9][0-9]{2,8}$/.test(text)) {
@@ -75,6 +122,7 @@ export function parseDateWanted(text: string): DateWanted {
 
 /** Local wall-clock time of a backup on the node (from its name when standard, else ctime in `tz`). */
 export function backupLocalTime(b: Backup, tz?: string): string {
+  if (b.localTime) return b.localTime
   const parsed = parseBackupName(b.file)
   if (parsed) return parsed.localTime
   return localIso(b.ctime, tz)

@@ -2,7 +2,7 @@
 // validated at the edge (Perl booleans arrive as 0/1, optional fields may be absent), and the
 // guest-config grammar. Writes are issued by the scripts through the same Ssh, as argvs.
 import { DrError } from './errors.ts'
-import { parseBackupName, type Backup, type GuestType } from './backups.ts'
+import { archiveInfo, localIso, type Backup, type GuestType } from './backups.ts'
 import type { Ssh } from './ssh.ts'
 
 export interface Resource {
@@ -95,31 +95,63 @@ export class Pve {
     }))
   }
 
-  /** The backups on one storage (optionally of one VMID), validated. */
+  /**
+   * The backups on one storage (optionally of one VMID), validated, read as pve-storage reads names
+   * (lib/backups archiveInfo): renamed or copied dumps (vzdump-qemu-16110-anything.tgz) are listed and
+   * flagged as non-standard names; vzdump-openvz-… archives are containers (pct restore reads them).
+   * The compression comes from the extension; the time of a non-standard name is the API's ctime (the
+   * file's) in the NODE's timezone, never the operator's.
+   */
   async backups(storage: string, vmid?: number): Promise<Backup[]> {
     const path = `/nodes/${this.node}/storage/${storage}/content`
     const list = arrayOf(await this.get(path, ['--content', 'backup', ...(vmid ? ['--vmid', String(vmid)] : [])]), path)
-    return list.flatMap((o) => {
+    const out: Backup[] = []
+    for (const o of list) {
       const volid = str(o, 'volid', path)
-      const file = volid.slice(volid.indexOf(':') + 1).replace(/^backup\//, '')
+      const file = volid.slice(volid.indexOf(':') + 1).replace(/^backup\//, '').split('/').at(-1)!
       const subtype = optStr(o, 'subtype')
-      const parsed = parseBackupName(file.split('/').at(-1)!)
-      const type = subtype === 'qemu' || subtype === 'lxc' ? subtype : parsed?.type === 'qemu' ? 'qemu' : parsed?.type === 'lxc' ? 'lxc' : undefined
-      if (!type || o.vmid === undefined) return [] // PBS or foreign files: not ours to restore
-      return [{
+      const info = archiveInfo(file)
+      const kind = subtype === 'qemu' || subtype === 'lxc' || subtype === 'openvz' ? subtype : info?.type
+      const type: GuestType | undefined = kind === 'qemu' ? 'qemu' : kind === 'lxc' || kind === 'openvz' ? 'lxc' : undefined
+      // PBS snapshots, or files Proxmox itself cannot restore (no vzdump-<type>- name): not ours.
+      if (!type || !info || o.vmid === undefined) continue
+      const ctime = int(o, 'ctime', path)
+      out.push({
         volid,
         storage,
-        file: file.split('/').at(-1)!,
+        file,
         vmid: int(o, 'vmid', path),
         type,
         format: str(o, 'format', path),
-        compression: parsed?.compression,
+        compression: info.compression,
         size: num(o.size),
-        ctime: int(o, 'ctime', path),
+        ctime,
         notes: optStr(o, 'notes'),
         protected: bool(o.protected),
-      } satisfies Backup]
-    })
+        // A standard name carries the node's local time itself (backupLocalTime reads it).
+        ...(info.standard ? {} : { nonStandardName: true, localTime: localIso(ctime, await this.timezone()) }),
+      })
+    }
+    return out
+  }
+
+  private tz: string | undefined
+  /** The node's timezone, as Proxmox reads it (/etc/timezone; pve-manager's /nodes/{node}/time). UTC if unset. */
+  async timezone(): Promise<string> {
+    if (this.tz) return this.tz
+    const r = await this.ssh.run(['cat', '/etc/timezone'])
+    const name = r.exitCode === 0 ? r.stdout.trim() : ''
+    let tz = 'UTC'
+    if (/^[A-Za-z0-9_+\-/]{1,64}$/.test(name)) {
+      try {
+        new Intl.DateTimeFormat('en', { timeZone: name })
+        tz = name
+      } catch {
+        // an unknown zone name: UTC, as a node with no /etc/timezone
+      }
+    }
+    this.tz = tz
+    return tz
   }
 
   async nextId(): Promise<number> {

@@ -18,7 +18,7 @@ import { writePrivate } from '../lib/files.ts'
 import { defineTask, onInterrupt } from '../lib/task.ts'
 import type { CommandSpec, Values } from '../lib/args.ts'
 import { DrError, usageError } from '../lib/errors.ts'
-import { loadConfig, findEnvironment, requireMinio, type Config, type Environment } from '../lib/config.ts'
+import { loadConfig, findEnvironment, stateStore, backendConfigArgs, workspacesInS3, type Config, type Environment } from '../lib/config.ts'
 import { mark, say } from '../lib/output.ts'
 import { confirm, declined } from '../lib/prompt.ts'
 import { execute, printPlan, type Plan } from '../lib/plan.ts'
@@ -51,7 +51,7 @@ snapshot  copy every environment's current state into the local mirror (${'$'}HD
           ~/.local/share/homelab-dr/state/<env>/<serial>.tfstate, mode 0600). Run it from cron.`,
   positionals: [{ name: 'action', description: ACTIONS.join(' | '), required: true }],
   options: {
-    env: { type: 'string', value: 'NAME', description: 'environment (a folder under environments/); snapshot: all when omitted' },
+    env: { type: 'string', value: 'NAME', description: 'environment (a root module; `npm run config` lists them); snapshot: all when omitted' },
     version: { type: 'string', value: 'ID', description: 'restore: the S3 version id to make current (see list)' },
     at: { type: 'string', value: 'DATETIME', description: 'restore: the last version at or before this time (YYYY-MM-DD[THH:MM[:SS]][Z], local time without Z)' },
     workspace: { type: 'string', value: 'W', description: 'terraform workspace (default: default)' },
@@ -84,11 +84,17 @@ interface Ctx {
 
 /** The report, plus the benchmark's figures: S3 requests made, time since the process started. */
 class StateReport extends Report {
-  constructor(private readonly s3: S3) {
+  private readonly clients: S3[] = []
+  constructor() {
     super('restore:state')
   }
+  /** Each environment's own S3 client, counted. */
+  track(s3: S3): S3 {
+    this.clients.push(s3)
+    return s3
+  }
   override finish(outcome: Outcome): number {
-    this.facts.s3Requests = this.s3.requests()
+    this.facts.s3Requests = this.clients.reduce((n, s) => n + s.requests(), 0)
     this.facts.processMs = Math.round(performance.now())
     return super.finish(outcome)
   }
@@ -99,14 +105,14 @@ export const task = defineTask(spec, async ({ positionals, values }) => {
   const action = readAction(positionals[0])
   const at = checkFlags(action, values)
 
-  // ---- config
-  const cfg = await loadConfig(values['tf-dir'])
-  const minio = requireMinio(cfg)
-  const s3 = await openS3({ endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey })
-  const report = new StateReport(s3)
+  // ---- config: the environment's own backend (endpoint, credentials, workspace)
+  const cfg = await loadConfig(values['tf-dir'], { lenient: true }) // no node needed here
+  const report = new StateReport()
+  let s3: S3 | undefined
   try {
-    if (action === 'snapshot') return await snapshot(cfg, s3, report, values)
+    if (action === 'snapshot') return await snapshot(cfg, report, values)
     const env = findEnvironment(cfg, values.env)
+    s3 = report.track(await openEnvS3(cfg, env))
     const ctx = context(action, cfg, env, s3, report, values)
     report.facts.environment = env.name
     report.facts.object = ctx.url
@@ -118,9 +124,15 @@ export const task = defineTask(spec, async ({ positionals, values }) => {
     if (e instanceof DrError) return report.fail(e)
     throw e
   } finally {
-    s3.close()
+    s3?.close()
   }
 }, import.meta.url)
+
+/** An S3 client for this environment's own endpoint and credentials (lib/config stateStore). */
+async function openEnvS3(cfg: Config, env: Environment): Promise<S3> {
+  const store = stateStore(cfg, env)
+  return openS3({ endpoint: store.endpoint, accessKey: store.accessKey, secretKey: store.secretKey, region: store.region })
+}
 
 // ---- args -----------------------------------------------------------------------------------------
 
@@ -168,15 +180,13 @@ function parseAt(text: string): Date {
 }
 
 function context(action: Action, cfg: Config, env: Environment, s3: S3, report: Report, values: V): Ctx {
-  if (env.backend?.type !== 's3' || !env.bucket || !env.key) {
-    throw new DrError('prerequisites', `Environment '${env.name}' has no s3 backend block (found: ${env.backend?.type ?? 'none'}), so its state is not in MinIO.`)
-  }
-  const workspace = values.workspace ?? 'default'
-  const key = stateKey(env.key, workspace, env.workspaceKeyPrefix)
+  const store = stateStore(cfg, env) // throws when the environment has no usable s3 backend
+  const workspace = values.workspace ?? env.workspace
+  const key = stateKey(env.key!, workspace, env.workspaceKeyPrefix)
   return {
-    action, cfg, env, workspace, bucket: env.bucket, key, s3, report, values,
+    action, cfg, env, workspace, bucket: env.bucket!, key, s3, report, values,
     url: `s3://${env.bucket}/${key}`,
-    creds: { accessKey: cfg.minio!.accessKey, secretKey: cfg.minio!.secretKey },
+    creds: { accessKey: store.accessKey, secretKey: store.secretKey },
   }
 }
 
@@ -208,6 +218,10 @@ async function list(c: Ctx): Promise<number> {
     serial: v.state?.serial, lineage: v.state?.lineage, terraformVersion: v.state?.terraform_version, resources: v.state?.resources.length,
     lineageChanged: v.lineageChanged ?? false, invalid: v.invalid,
   }))
+  // The environment's other workspaces (<workspace_key_prefix>/<w>/<key>), so none is overlooked.
+  const others = (await workspacesInS3(c.s3, c.env).catch(() => [] as string[])).filter((w) => w !== c.workspace)
+  if (others.length) say(`Other workspaces of '${c.env.name}' in S3: ${others.join(', ')} (list one with --workspace NAME).`)
+  c.report.facts.otherWorkspaces = others
   const states = versions.filter((v) => !v.deleteMarker).length
   const now = current?.deleteMarker ? 'the latest entry is a delete marker: no current state' : current?.state ? `current: serial ${current.state.serial}` : 'the current version is not valid state'
   return c.report.finish({
@@ -314,7 +328,7 @@ async function restore(c: Ctx, at: Date | undefined): Promise<number> {
         mutates: true,
         run: async (d) => verifyRestored(c, rolled, target.state!, current, d),
       },
-      { title: 'terraform init', command: `terraform -chdir=${c.env.dir} init -input=false`, mutates: true, run: async () => tf.init(c.env.dir, [], tfOpts(c)) },
+      { title: 'terraform init', command: `terraform -chdir=${c.env.dir} init -input=false`, mutates: true, run: async () => tf.init(c.env.dir, backendConfigArgs(c.env), tfOpts(c)) },
       {
         title: 'terraform plan', command: `terraform -chdir=${c.env.dir} plan -detailed-exitcode`, mutates: true,
         run: async (d) => {
@@ -514,7 +528,7 @@ async function returnToS3(c: Ctx): Promise<number> {
         run: async (d) => void d.push(`version ${await putText(c.s3, c.bucket, c.key, localText).catch((e: unknown) => { throw s3Error(e, c.s3, `writing ${c.url}`) })}`),
       },
       { title: `Remove ${tf.OVERRIDE_FILE}`, command: override.file, mutates: true, run: async () => renameSync(override.file, `${override.file}.returned`) },
-      { title: 'terraform init -migrate-state -force-copy', command: `terraform -chdir=${c.env.dir} init -migrate-state -force-copy -input=false`, mutates: true, run: async () => tf.init(c.env.dir, ['-migrate-state', '-force-copy'], tfOpts(c)) },
+      { title: 'terraform init -migrate-state -force-copy', command: `terraform -chdir=${c.env.dir} init -migrate-state -force-copy -input=false`, mutates: true, run: async () => tf.init(c.env.dir, ['-migrate-state', '-force-copy', ...backendConfigArgs(c.env)], tfOpts(c)) },
     ],
   }
   printPlan(plan)
@@ -545,32 +559,52 @@ async function returnToS3(c: Ctx): Promise<number> {
 
 // ---- snapshot ---------------------------------------------------------------------------------------
 
-async function snapshot(cfg: Config, s3: S3, report: Report, values: V): Promise<number> {
+async function snapshot(cfg: Config, report: StateReport, values: V): Promise<number> {
   const envs = values.env ? [findEnvironment(cfg, values.env)] : cfg.environments.filter((e) => e.backend?.type === 's3')
   let ok = 0
   let failed = 0
   for (const env of envs) {
-    const c = context('snapshot', cfg, env, s3, report, values)
+    let s3: S3
+    try {
+      s3 = report.track(await openEnvS3(cfg, env)) // each environment its own endpoint
+    } catch (e) {
+      if (!(e instanceof DrError)) throw e
+      failed++
+      report.record(`${env.name}: not mirrored`, 'failed', [e.message])
+      continue
+    }
+    try {
+      const r = await snapshotOne(context('snapshot', cfg, env, s3, report, values), report, values)
+      if (r === 'ok') ok++
+      else if (r === 'failed') failed++
+    } finally {
+      s3.close()
+    }
+  }
+  report.facts.stateDir = stateDir()
+  return report.finish({ exitCode: failed ? 1 : 0, summary: `Done: ${ok} mirrored, ${failed} failed (mirror: ${stateDir()}).` })
+}
+
+async function snapshotOne(c: Ctx, report: Report, values: V): Promise<'ok' | 'failed' | 'skipped'> {
+  const env = c.env
+  {
     const got = await getText(c.s3, c.bucket, c.key).catch((e: unknown) => (classify(e) === 'not-found' ? undefined : Promise.reject(s3Error(e, c.s3, `reading ${c.url}`))))
     if (!got) {
       report.record(`${env.name}: no state in ${c.url} yet`, 'skipped')
-      continue
+      return 'skipped'
     }
     const r = tryParseState(got.text)
     if (!r.ok) {
-      failed++
       report.record(`${env.name}: ${c.url}`, 'failed', [`not valid state (${r.reason}); not mirrored`])
-      continue
+      return 'failed'
     }
-    ok++
     if (values['dry-run']) report.record(`${env.name}: serial ${r.state.serial} → ${mirrorDir(env.name, c.workspace)}`, 'dry-run')
     else {
       const m = mirrorState(env.name, c.workspace, got.text, r.state)
       report.record(`${env.name}: serial ${r.state.serial} → ${m.file}${m.created ? '' : ' (already there)'}`, 'ok')
     }
+    return 'ok'
   }
-  report.facts.stateDir = stateDir()
-  return report.finish({ exitCode: failed ? 1 : 0, summary: `Done: ${ok} mirrored, ${failed} failed (mirror: ${stateDir()}).` })
 }
 
 // ---- shared checks and helpers ----------------------------------------------------------------------

@@ -158,7 +158,7 @@ async function listBackups(pve: Pve, cfg: Config, req: Request): Promise<number>
     return 0
   }
   say(`Backups of ${kindWord(list[0]!.type)} ${req.vmid} on storage '${storage}' (node '${pve.node}'), newest first:`)
-  const rows = list.map((b) => [backupLocalTime(b).replace('T', ' '), humanSize(b.size), b.compression ?? 'none', b.protected ? 'protected' : '', b.notes ?? '', b.volid])
+  const rows = list.map((b) => [backupLocalTime(b).replace('T', ' '), humanSize(b.size), b.compression ?? 'none', b.protected ? 'protected' : '', [b.notes, b.nonStandardName ? '(non-standard name: time from the file)' : ''].filter(Boolean).join(' '), b.volid])
   const head = ['DATE (node time)', 'SIZE', 'COMP', 'PROTECTED', 'NOTES', 'VOLID']
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
   for (const r of [head, ...rows]) say('  ' + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd())

@@ -11,7 +11,7 @@
 // backup is missing or stale (or could not be verified) · 4 node or S3 unreachable · 2 usage.
 import { parseVmid, humanSize, type Backup } from '../lib/backups.ts'
 import type { CommandSpec } from '../lib/args.ts'
-import { findNode, loadConfig, requireMinio, type Config } from '../lib/config.ts'
+import { findNode, loadConfig, stateStore, workspacesInS3, type Config } from '../lib/config.ts'
 import { DrError, usageError } from '../lib/errors.ts'
 import { renderMetrics, writeAtomic } from '../lib/metrics.ts'
 import { isJsonMode, mark, say } from '../lib/output.ts'
@@ -20,6 +20,7 @@ import { Pve, kindWord } from '../lib/pve.ts'
 import { Report } from '../lib/report.ts'
 import { listVersions, getText, openS3, s3Error } from '../lib/s3.ts'
 import { Ssh } from '../lib/ssh.ts'
+import { stateKey } from '../lib/state.ts'
 import { defineTask } from '../lib/task.ts'
 import {
   DEFAULT_MAX_AGE_HOURS, NODE_SCRIPT, clock, expectedGuests, fileItem, guestItem, linkOlderGood, nodeInput, parseNodeLine, stateChecks, unansweredItem, worst,
@@ -68,7 +69,7 @@ export const task = defineTask(spec, async ({ values }) => {
   if (values['no-files'] && !values.states) throw usageError('Nothing to check: --no-files skips the node, so add --states.')
   if (values['no-files'] && (values.node || values.storage || values.vmid || values['max-age'])) throw usageError('--node, --storage, --vmid and --max-age need the node: drop --no-files.')
   if (values.storage !== undefined && !/^[A-Za-z][A-Za-z0-9._-]*$/.test(values.storage)) throw usageError(`Invalid --storage ${JSON.stringify(values.storage)}: a Proxmox storage ID.`)
-  const cfg = await loadConfig(values['tf-dir'])
+  const cfg = await loadConfig(values['tf-dir'], { lenient: values['no-files'] }) // --no-files: no node needed
   const nodes = values.node ? [findNode(cfg, values.node)] : cfg.nodes
   const report = new Report('verify:backups')
   const started = Date.now()
@@ -231,19 +232,29 @@ function guestLine(g: GuestItem): string {
 
 async function checkStates(cfg: Config, items: Item[], line: (t: string) => void, dryRun: boolean): Promise<number> {
   let planned = 0
-  const minio = requireMinio(cfg)
-  const envs = cfg.environments.filter((e) => e.bucket && e.key)
+  const envs = cfg.environments.filter((e) => e.backend?.type === 's3')
   if (envs.length === 0) throw new DrError('prerequisites', 'No environment has an s3 backend: there is no state to check.', 'See docs/configuration.md.')
   for (const env of envs) {
-    const s3 = await openS3({ endpoint: env.endpoint ?? minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey, timeoutMs: 10_000 })
+    // Each environment its own endpoint and credentials; every workspace's state (env:/<w>/<key>).
+    const store = stateStore(cfg, env)
+    const s3 = await openS3({ endpoint: store.endpoint, accessKey: store.accessKey, secretKey: store.secretKey, region: store.region, timeoutMs: 10_000 })
     try {
+      let workspaces: string[]
+      try {
+        workspaces = ['default', ...new Set([...env.workspaces, ...(await workspacesInS3(s3, env))])]
+      } catch (e) {
+        throw s3Error(e, s3, `listing the workspaces of ${env.bucket}/${env.workspaceKeyPrefix}/`)
+      }
+      for (const workspace of workspaces) {
+      const stateObject = stateKey(env.key!, workspace, env.workspaceKeyPrefix)
       let versions
       try {
-        versions = await listVersions(s3, env.bucket!, env.key!)
+        versions = await listVersions(s3, env.bucket!, stateObject)
       } catch (e) {
-        throw s3Error(e, s3, `listing the versions of ${env.bucket}/${env.key}`)
+        throw s3Error(e, s3, `listing the versions of ${env.bucket}/${stateObject}`)
       }
-      const base = { kind: 'state' as const, env: env.name, bucket: env.bucket!, key: env.key! }
+      if (workspace !== 'default' && versions.length === 0) continue
+      const base = { kind: 'state' as const, env: workspace === 'default' ? env.name : `${env.name}/${workspace}`, bucket: env.bucket!, key: stateObject }
       const latest = versions.find((v) => v.isLatest)
       if (!versions.length || latest?.deleteMarker) {
         const item: StateItem = { ...base, versionId: latest?.versionId ?? '-', lastModified: latest ? iso(latest.lastModified) : '-', isLatest: true, size: 0, status: 'warning', checks: [{ name: 'current version', status: 'warning', detail: versions.length ? 'the state object is deleted (a delete marker is its current version)' : 'no state object' }] }
@@ -259,7 +270,7 @@ async function checkStates(cfg: Config, items: Item[], line: (t: string) => void
         let text: string | undefined
         let error: string | undefined
         try {
-          text = (await getText(s3, env.bucket!, env.key!, v.versionId)).text
+          text = (await getText(s3, env.bucket!, stateObject, v.versionId)).text
         } catch (e) {
           error = s3Error(e, s3, 'downloading').message
         }
@@ -268,6 +279,7 @@ async function checkStates(cfg: Config, items: Item[], line: (t: string) => void
         items.push(item)
         line(stateLine(item))
       })
+      }
     } finally {
       s3.close()
     }

@@ -1,8 +1,10 @@
 // lib/backups.ts on real names and listings (the lab node's answers, which follow pve-storage).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { parseBackupName, parseVmid, parseDateWanted, pickBackup, sortBackups, humanSize, backupLocalTime, VZDUMP_NAME, type Backup } from '../lib/backups.ts'
+import { archiveInfo, listingVmid, parseBackupName, parseVmid, parseDateWanted, pickBackup, sortBackups, humanSize, backupLocalTime, VZDUMP_NAME, type Backup } from '../lib/backups.ts'
 import { DrError } from '../lib/errors.ts'
+import { Pve } from '../lib/pve.ts'
+import type { Ssh } from '../lib/ssh.ts'
 
 // `pvesh get /nodes/pve/storage/local/content --content backup --vmid 101 --output-format json`, as the lab answers
 const LISTING = [
@@ -83,6 +85,66 @@ test('humanSize', () => {
   assert.is(humanSize(1238), '1.2 KiB')
   assert.is(humanSize(8 * 1048576), '8.0 MiB')
   assert.is(humanSize(150 * 1024 ** 3), '150.0 GiB')
+})
+
+// ---- names as Proxmox reads them (pve-storage Storage.pm archive_info, Plugin.pm $get_subdir_files) ----
+
+test('archiveInfo: non-standard names are backups of their type; compression from the extension; VMID as the listing finds it', () => {
+  assert.equal(archiveInfo('vzdump-qemu-16110-anything.tgz'), { type: 'qemu', format: 'tgz', compression: 'gz', standard: false, vmid: 16110, localTime: undefined })
+  assert.equal(archiveInfo('vzdump-lxc-110-copy-before-upgrade.tar.zst'), { type: 'lxc', format: 'tar.zst', compression: 'zst', standard: false, vmid: 110, localTime: undefined })
+  assert.equal(archiveInfo('vzdump-openvz-101-2010_01_01-00_00_00.tar.gz'), { type: 'openvz', format: 'tar.gz', compression: 'gz', standard: true, vmid: 101, localTime: '2010-01-01T00:00:00' })
+  assert.equal(archiveInfo('vzdump-qemu-101-2026_11_25-03_00_02.vma'), { type: 'qemu', format: 'vma', compression: undefined, standard: true, vmid: 101, localTime: '2026-11-25T03:00:02' })
+  assert.is(archiveInfo('vzdump-qemu-manual.vma.bz2')?.vmid, undefined)
+  assert.is(archiveInfo('web-101-before.vma.zst'), undefined) // listed by Proxmox, but archive_info dies: not restorable
+  assert.is(archiveInfo('vzdump-qemu-101-2026_11_25-03_00_02.log'), undefined)
+  assert.is(archiveInfo('vzdump-qemu-101.vma.xz'), undefined)
+  assert.is(listingVmid('vzdump-qemu-16110-anything.tgz'), 16110)
+  assert.is(listingVmid('vzdump-qemu-99-x.vma'), undefined)
+})
+
+/** An Ssh answering the content listing and /etc/timezone as a node in New York would. */
+function node(listing: unknown[], timezone = 'America/New_York\n'): Ssh & { sent: string[] } {
+  const sent: string[] = []
+  return {
+    sent,
+    async run(argv: readonly string[]) {
+      sent.push(argv.join(' '))
+      const stdout = argv[0] === 'cat' && argv[1] === '/etc/timezone' ? timezone : argv[0] === 'pvesh' ? JSON.stringify(listing) : ''
+      return { exitCode: stdout ? 0 : 1, stdout, stderr: stdout ? '' : 'cat: /etc/timezone: No such file or directory', timedOut: false, ms: 1 }
+    },
+  } as unknown as Ssh & { sent: string[] }
+}
+
+// As pve-storage lists a dir storage: ctime from the name when standard, else the file's ctime (1795575602 =
+// 2026-11-25T03:00:02Z); subtype from archive_info ('unknown' when it cannot read the name).
+const ODD = [
+  { volid: 'local:backup/vzdump-qemu-16110-anything.tgz', format: 'tgz', size: 2048, ctime: 1795575602, content: 'backup', subtype: 'qemu', vmid: 16110 },
+  { volid: 'local:backup/vzdump-openvz-16110-2010_01_01-00_00_00.tar.gz', format: 'tar.gz', size: 4096, ctime: 1262322000, content: 'backup', subtype: 'openvz', vmid: 16110 },
+  { volid: 'local:backup/manual-16110-copy.vma.zst', format: 'vma.zst', size: 10, ctime: 1795575602, content: 'backup', subtype: 'unknown', vmid: 16110 },
+]
+
+test('Pve.backups: non-standard names listed and flagged, openvz as a container, time in the NODE\'s timezone', async () => {
+  const tz = process.env.TZ
+  process.env.TZ = 'Asia/Tokyo' // the operator's own zone must not matter
+  try {
+    const ssh = node(ODD)
+    const list = await new Pve(ssh, 'pve').backups('local', 16110)
+    assert.equal(list.map((b) => [b.file, b.type, b.compression, b.nonStandardName ?? false, backupLocalTime(b)]), [
+      ['vzdump-qemu-16110-anything.tgz', 'qemu', 'gz', true, '2026-11-24T22:00:02'], // 03:00:02Z is 22:00:02 the day before in New York
+      ['vzdump-openvz-16110-2010_01_01-00_00_00.tar.gz', 'lxc', 'gz', false, '2010-01-01T00:00:00'],
+    ])
+    assert.equal(ssh.sent.filter((c) => c.startsWith('cat')), ['cat /etc/timezone']) // read once
+  } finally {
+    if (tz === undefined) delete process.env.TZ
+    else process.env.TZ = tz
+  }
+})
+
+test('Pve.backups: a node without /etc/timezone counts in UTC, as Proxmox does; never the operator\'s zone', async () => {
+  const list = await new Pve(node(ODD, ''), 'pve').backups('local', 16110)
+  assert.is(backupLocalTime(list[0]!), '2026-11-25T03:00:02')
+  const picked = pickBackup(list, parseDateWanted('2026-11-25T03:00'))
+  assert.is(picked.file, 'vzdump-qemu-16110-anything.tgz')
 })
 
 test.run()

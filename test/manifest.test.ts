@@ -9,14 +9,14 @@ import { runTask } from './helpers.ts'
 const scripts = pkg.scripts as Record<string, string>
 const ids = tasks.tasks.map((t) => t.id)
 
-test('the seven tasks are registered', () => {
-  assert.equal(ids, ['restore:vm', 'restore:state', 'rebuild:minio', 'rebuild:monitoring', 'verify:backups', 'dr', 'dr:check'])
+test('the seven tasks and the config doctor are registered', () => {
+  assert.equal(ids, ['restore:vm', 'restore:state', 'rebuild:minio', 'rebuild:monitoring', 'verify:backups', 'dr', 'dr:check', 'config'])
 })
 
 test('every task has its npm script running its script file, and its fields', () => {
   for (const t of tasks.tasks) {
     assert.is(scripts[t.id], `node --import tsx ${t.script}`, t.id)
-    assert.ok(/^US[1-6]$/.test(t.story), `${t.id} story`)
+    assert.ok(/^(US[1-6]|EF-\d{3})$/.test(t.story), `${t.id} story`)
     assert.type(t.destructive, 'boolean')
     assert.ok(t.summary.length > 10 && t.summary.endsWith('.'), `${t.id} summary`)
     assert.ok(Array.isArray(t.prerequisites) && t.prerequisites.length > 0, `${t.id} prerequisites`)

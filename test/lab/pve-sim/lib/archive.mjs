@@ -58,13 +58,19 @@ export function listBackups(sid, st, vmid) {
   try { names = fs.readdirSync(dir) } catch {}
   const list = []
   for (const fn of names) {
-    const info = archiveInfo(fn)
-    if (!info) continue
-    if (vmid !== undefined && info.vmid !== vmid) continue
+    // Plugin.pm: any name with a backup extension is listed; archive_info gives type and (standard
+    // names) ctime; the VMID is --vmid when given (`next if $fn !~ m/\S+-$vmid-\S+/`), else the first
+    // `-<vmid>-` before the extension. A non-standard name's ctime is the file's.
+    const ext = /\.(tgz|(?:tar|vma)(?:\.(?:gz|lzo|zst|bz2))?)$/.exec(fn)
+    if (!ext) continue
+    const info = archiveInfo(fn) ?? { format: ext[1], type: undefined, ctime: undefined }
+    if (vmid !== undefined && !new RegExp(`\\S+-${vmid}-\\S+`).test(fn)) continue
     const full = path.join(dir, fn)
     const stat = fs.statSync(full)
-    const e = { volid: `${sid}:backup/${fn}`, format: info.format, size: stat.size, ctime: info.ctime ?? Math.floor(stat.ctimeMs / 1000), content: 'backup', subtype: info.type ?? 'unknown' }
-    if (info.vmid !== undefined) e.vmid = info.vmid
+    if (!stat.isFile()) continue
+    const e = { volid: `${sid}:backup/${fn}`, format: ext[1], size: stat.size, ctime: info.ctime ?? Math.floor(stat.ctimeMs / 1000), content: 'backup', subtype: info.type ?? 'unknown' }
+    const found = vmid ?? (new RegExp(`-([1-9][0-9]{2,8})-[^/]+\\.${ext[1].replace(/\./g, '\\.')}$`).exec(fn)?.[1])
+    if (found !== undefined) e.vmid = Number(found)
     try { const notes = fs.readFileSync(full + '.notes', 'utf8'); e.notes = notes.split('\n')[0] } catch {}
     if (fs.existsSync(full + '.protected')) e.protected = 1
     list.push(e)
