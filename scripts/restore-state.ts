@@ -23,7 +23,7 @@ import { mark, say } from '../lib/output.ts'
 import { confirm, declined } from '../lib/prompt.ts'
 import { execute, printPlan, type Plan } from '../lib/plan.ts'
 import { Report, type Outcome } from '../lib/report.ts'
-import { exists, getText, listVersions, openS3, probe, putText, s3Error, classify, type ObjectVersion, type S3 } from '../lib/s3.ts'
+import { exists, getText, listVersions, notAnswering, openS3, probe, putText, s3Error, classify, type ObjectVersion, type S3 } from '../lib/s3.ts'
 import {
   configResources, describeDiff, diffStates, importsSkeleton, localCopies, lockKey, mirrorDir, mirrorState, parseState,
   rollForward, sha256, stateDir, stateKey, tryParseState, type TfState,
@@ -415,7 +415,7 @@ async function fallback(c: Ctx): Promise<number> {
 
   // Plan
   const plan: Plan = {
-    title: `Fall back to a local backend for '${c.env.name}' (S3 at ${c.s3.endpoint} does not answer)`,
+    title: `Fall back to a local backend for '${c.env.name}' (${notAnswering(c.s3)})`,
     facts: [
       ['state', `serial ${best.state.serial}, lineage ${best.state.lineage}, saved ${iso(best.mtime)}`],
       ['from', best.file],
@@ -465,7 +465,7 @@ async function stateLost(c: Ctx): Promise<number> {
   if (!c.values['dry-run']) writePrivate(file, importsSkeleton(c.env.name, resources))
   c.report.facts.stateLost = true
   c.report.facts.importsFile = file
-  return c.report.fail(new DrError('prerequisites', `The Terraform state of '${c.env.name}' is lost: S3 at ${c.s3.endpoint} does not answer and there is no local copy in ${mirrorDir(c.env.name, c.workspace)}.`), [
+  return c.report.fail(new DrError('prerequisites', `The Terraform state of '${c.env.name}' is lost: ${notAnswering(c.s3)} and there is no local copy in ${mirrorDir(c.env.name, c.workspace)}.`), [
     `${c.values['dry-run'] ? 'Would write' : 'Wrote'} ${file}: one import block for each of the ${resources.length} resources in ${c.env.dir}, ids left for you to fill.`,
     'Bring S3 back first (MinIO running with its bucket), fill the ids, copy the file into the environment folder, then: terraform init && terraform plan (only imports) && terraform apply.',
   ])
@@ -580,7 +580,7 @@ async function verifyS3Answers(c: Ctx): Promise<void> {
   if (answer === 'up') return
   if (answer === 'unreachable') {
     const copies = localCopies(c.env.name, c.workspace)
-    throw new DrError('prerequisites', `S3 at ${c.s3.endpoint} does not answer.`, copies[0]
+    throw new DrError('prerequisites', `${notAnswering(c.s3)}.`, copies[0]
       ? `A local copy exists (serial ${copies[0].state.serial}, ${copies[0].file}): npm run restore:state -- fallback --env ${c.env.name}${wsFlag(c)}`
       : `There is no local copy either: npm run restore:state -- fallback --env ${c.env.name} explains how to rebuild the state.`)
   }
