@@ -26,6 +26,13 @@ export interface ExecResult {
   ms: number
 }
 
+const running = new Set<import('node:child_process').ChildProcess>()
+
+/** SIGTERM to every program still running (the interrupt handler: terraform then stops cleanly). */
+export function terminateAll(): void {
+  for (const c of running) c.kill('SIGTERM')
+}
+
 /** Variables that make a shell run a file at start-up: never passed on. */
 const SHELL_STARTUP = ['BASH_ENV', 'ENV']
 
@@ -36,6 +43,7 @@ export function exec(cmd: string, args: readonly string[], opts: ExecOptions = {
   for (const k of SHELL_STARTUP) delete env[k]
   return new Promise((resolve) => {
     const child = spawn(cmd, [...args], { cwd: opts.cwd, env, stdio: ['pipe', 'pipe', 'pipe'], shell: false })
+    running.add(child)
     let stdout = ''
     let stderr = ''
     let timedOut = false
@@ -49,6 +57,7 @@ export function exec(cmd: string, args: readonly string[], opts: ExecOptions = {
     const done = (exitCode: number) => {
       if (settled) return
       settled = true
+      running.delete(child)
       clearTimeout(timer)
       clearTimeout(killTimer)
       resolve({ exitCode, stdout, stderr, timedOut, ms: performance.now() - t0 })
