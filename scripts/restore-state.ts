@@ -15,7 +15,7 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { writePrivate } from '../lib/files.ts'
-import { defineTask, onInterrupt } from '../lib/task.ts'
+import { atInterrupt, defineTask, onInterrupt } from '../lib/task.ts'
 import type { CommandSpec, Values } from '../lib/args.ts'
 import { DrError, usageError } from '../lib/errors.ts'
 import { loadConfig, findEnvironment, requireMinio, type Config, type Environment } from '../lib/config.ts'
@@ -431,12 +431,17 @@ async function fallback(c: Ctx): Promise<number> {
   printPlan(plan)
   if (!dry && !(await confirm(`Switch '${c.env.name}' to the local state (serial ${best.state.serial})?`, c.values))) declined('the fallback')
 
-  // Act; undo the override if init fails
+  // Act; undo the override if init fails or the run is interrupted before it finished
+  const overrideFile = join(c.env.dir, tf.OVERRIDE_FILE)
+  const unwrite = () => rmSync(overrideFile, { force: true })
+  const dropCleanup = atInterrupt(() => existsSync(overrideFile) && (unwrite(), c.report.record(`Removed ${overrideFile} again: '${c.env.name}' still uses S3`, 'warning')))
   try {
     await execute(plan, c.report, dry)
   } catch (e) {
-    rmSync(join(c.env.dir, tf.OVERRIDE_FILE), { force: true })
+    unwrite()
     throw e
+  } finally {
+    dropCleanup()
   }
   if (dry) return c.report.finish({ exitCode: 0, summary: `${mark.dry} Dry run: nothing was changed (no override, no terraform).` })
 
@@ -476,6 +481,7 @@ async function stateLost(c: Ctx): Promise<number> {
 async function returnToS3(c: Ctx): Promise<number> {
   const dry = c.values['dry-run']
   // Preflight
+  resumeInterruptedReturn(c)
   const override = tf.readOverride(c.env.dir)
   if (override.state !== 'ours') throw new DrError('prerequisites', `'${c.env.name}' is not on a homelab-dr fallback backend (no ${tf.OVERRIDE_FILE} of ours in ${c.env.dir}): nothing to return.`)
   await verifyS3Answers(c)
@@ -519,11 +525,15 @@ async function returnToS3(c: Ctx): Promise<number> {
   }
   printPlan(plan)
   if (!dry && !(await confirm(`Migrate '${c.env.name}' back to S3 (serial ${local.serial})?`, c.values))) declined('the return to S3')
+  const putBack = () => existsSync(`${override.file}.returned`) && (renameSync(`${override.file}.returned`, override.file), true) // still on local: nothing lost
+  const dropCleanup = atInterrupt(() => putBack() && c.report.record(`Put ${override.file} back: '${c.env.name}' stays on its local state; run return again`, 'warning'))
   try {
     await execute(plan, c.report, dry)
   } catch (e) {
-    if (existsSync(`${override.file}.returned`)) renameSync(`${override.file}.returned`, override.file) // still on local: nothing lost
+    putBack()
     throw e
+  } finally {
+    dropCleanup()
   }
   if (dry) return c.report.finish({ exitCode: 0, summary: `${mark.dry} Dry run: nothing was changed.` })
   rmSync(`${override.file}.returned`, { force: true })
@@ -541,6 +551,19 @@ async function returnToS3(c: Ctx): Promise<number> {
     summary: `${verdict === 0 ? mark.ok : mark.fail} '${c.env.name}' is back on S3 (${c.url}) with serial ${local.serial}, lineage ${local.lineage}.`,
     next: [`The local copy stays as a backup: ${localFile}`],
   })
+}
+
+/**
+ * A return that was killed between renaming the override away and finishing init leaves
+ * backend_override.tf.returned and no override: put it back (it is ours), so return can run again.
+ */
+function resumeInterruptedReturn(c: Ctx): void {
+  const file = join(c.env.dir, tf.OVERRIDE_FILE)
+  if (existsSync(file) || !existsSync(`${file}.returned`)) return
+  if (!readFileSync(`${file}.returned`, 'utf8').startsWith(tf.OVERRIDE_MARK)) return
+  if (c.values['dry-run']) return void c.report.record(`An interrupted return left ${file}.returned: it would be put back first`, 'dry-run')
+  renameSync(`${file}.returned`, file)
+  c.report.record(`An interrupted return left ${file}.returned: put it back, '${c.env.name}' is on its local state`, 'warning')
 }
 
 // ---- snapshot ---------------------------------------------------------------------------------------

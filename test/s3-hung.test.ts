@@ -8,8 +8,9 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { FIXTURE } from './lab/lab.ts'
-import { runTask, type RunOutput } from './helpers.ts'
+import { spawn, spawnSync } from 'node:child_process'
+import { FIXTURE, labEnv, ROOT } from './lab/lab.ts'
+import { runTask, scriptOf, type RunOutput } from './helpers.ts'
 import { getText, listVersions, openS3, probe, S3TimeoutError, s3Error } from '../lib/s3.ts'
 
 const sockets: Socket[] = []
@@ -46,8 +47,9 @@ test.after(() => {
   rmSync(tfDir, { recursive: true, force: true })
 })
 
-const run = (task: string, args: string[]): Promise<RunOutput> =>
-  runTask(task, args, { env: { HOMELAB_TF_DIR: tfDir, HDR_STATE_DIR: stateDir, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' }, timeoutMs: 60_000 })
+const runEnv = { HOMELAB_TF_DIR: tfDir, HDR_STATE_DIR: stateDir, HDR_REPORTS_DIR: join(tfDir, 'reports'), AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' }
+const run = (task: string, args: string[]): Promise<RunOutput> => runTask(task, args, { env: runEnv, timeoutMs: 60_000 })
+const realTerraform = spawnSync('sh', ['-c', 'command -v terraform'], { encoding: 'utf8' }).stdout.trim()
 const show = (r: RunOutput) => `exit ${r.code}\n${r.output}`
 const s3At = (port: number, callTimeoutMs = 1500) => openS3({ endpoint: `http://127.0.0.1:${port}`, accessKey: 'a', secretKey: 'secret-key', timeoutMs: 500, callTimeoutMs })
 
@@ -97,9 +99,32 @@ test('EC-12.1 restore:state fallback against a hung MinIO: the probe is bounded 
   assert.ok(existsSync(join(stateDir, 'prod', 'imports.tf')), show(r))
 })
 
-test('EC-12.1 restore:state fallback against a hung MinIO with a local copy: switches to it (exit 0)', async () => {
+test('EC-12.6 SIGTERM during fallback\'s terraform init: tells what was done, removes the override again, exit 3; fallback then works', async () => {
   mkdirSync(join(stateDir, 'prod'), { recursive: true })
   writeFileSync(join(stateDir, 'prod', '7.tfstate'), JSON.stringify({ version: 4, terraform_version: '1.11.0', serial: 7, lineage: 'hung-test-lineage', outputs: {}, resources: [] }))
+  // A slow `terraform init` (the real terraform, 20 s late), so the signal lands inside it.
+  const shim = join(tfDir, 'slow-bin')
+  mkdirSync(shim)
+  writeFileSync(join(shim, 'terraform'), `#!/bin/sh\n[ "$1" = init ] && sleep 20\nexec ${JSON.stringify(realTerraform)} "$@"\n`, { mode: 0o755 })
+  const env = { ...runEnv, PATH: `${shim}:${process.env.PATH}` }
+  const child = spawn(process.execPath, ['--import', 'tsx', scriptOf('restore:state'), 'fallback', '--env', 'prod', '--yes'], { cwd: ROOT, env: labEnv(env) })
+  let out = ''
+  const onData = (d: Buffer) => {
+    out += d
+    if (out.includes('✓ Write backend_override.tf')) setTimeout(() => child.kill('SIGTERM'), 300)
+  }
+  child.stdout.on('data', onData)
+  child.stderr.on('data', onData)
+  const code = await new Promise<number>((res) => child.on('close', (c) => res(c ?? -1)))
+  assert.is(code, 3, out)
+  assert.ok(out.includes("✗ Interrupted by SIGTERM during 'terraform init -reconfigure'"), out)
+  assert.match(out, /✗ Aborted! Done before the interruption: Put the local copy in place \(.*\); Write backend_override\.tf \(backend "local"\)\. Started and not finished: terraform init -reconfigure\./)
+  assert.ok(out.includes(`! Removed ${join(tfDir, 'environments', 'prod', 'backend_override.tf')} again: 'prod' still uses S3`), out)
+  assert.not.ok(out.includes('Nothing had been changed yet'), out)
+  assert.not.ok(existsSync(join(tfDir, 'environments', 'prod', 'backend_override.tf')))
+})
+
+test('EC-12.1 restore:state fallback against a hung MinIO with a local copy: switches to it (exit 0)', async () => {
   const r = await run('restore:state', ['fallback', '--env', 'prod', '--yes'])
   assert.is(r.code, 0, show(r))
   assert.match(r.output, new RegExp(`Fall back to a local backend for 'prod' \\(MinIO at ${endpoint().replace(/\./g, '\\.')} did not answer in \\d+ s\\)`))
