@@ -2,14 +2,15 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
+import { tempDir } from './tmp.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tasks from '../tasks.json' with { type: 'json' }
 import { labEnv, labUp, FIXTURE, LAB_DIR } from './lab/lab.ts'
 import { calls, lock, reset } from './lab/node.ts'
 
-const empty = mkdtempSync(join(tmpdir(), 'hdr-bundle-'))
+const empty = tempDir('hdr-bundle-')
 
 test.before(() => {
   execFileSync('npm', ['run', '-s', 'bundle'], { stdio: 'pipe' })

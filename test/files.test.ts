@@ -1,12 +1,13 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { tempDir } from './tmp.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writePrivate } from '../lib/files.ts'
 
 test('writePrivate: new folders 0700 and file 0600; an existing world-readable file is tightened', () => {
-  const root = mkdtempSync(join(tmpdir(), 'hdr-files-'))
+  const root = tempDir('hdr-files-')
   const file = join(root, 'state', 'prod', '7.tfstate')
   writePrivate(file, '{"serial":7}')
   assert.is(statSync(join(root, 'state')).mode & 0o777, 0o700)
