@@ -29,6 +29,7 @@ import {
   rollForward, sha256, stateDir, stateKey, tryParseState, type TfState,
 } from '../lib/state.ts'
 import * as tf from '../lib/terraform.ts'
+import { takeLock, type Lock } from '../lib/lock.ts'
 
 const ACTIONS = ['list', 'restore', 'fallback', 'return', 'snapshot'] as const
 type Action = (typeof ACTIONS)[number]
@@ -104,6 +105,7 @@ export const task = defineTask(spec, async ({ positionals, values }) => {
   const minio = requireMinio(cfg)
   const s3 = await openS3({ endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey })
   const report = new StateReport(s3)
+  let lock: Lock | undefined
   try {
     if (action === 'snapshot') return await snapshot(cfg, s3, report, values)
     const env = findEnvironment(cfg, values.env)
@@ -111,6 +113,8 @@ export const task = defineTask(spec, async ({ positionals, values }) => {
     report.facts.environment = env.name
     report.facts.object = ctx.url
     if (action === 'list') return await list(ctx)
+    // One run at a time per environment (a dry run changes nothing: it takes no lock)
+    if (!values['dry-run']) lock = takeLock({ kind: 'environment', name: ctx.workspace === 'default' ? env.name : `${env.name}.${ctx.workspace}` }, 'restore:state')
     if (action === 'restore') return await restore(ctx, at)
     if (action === 'fallback') return await fallback(ctx)
     return await returnToS3(ctx)
@@ -118,6 +122,7 @@ export const task = defineTask(spec, async ({ positionals, values }) => {
     if (e instanceof DrError) return report.fail(e)
     throw e
   } finally {
+    lock?.release()
     s3.close()
   }
 }, import.meta.url)
@@ -260,6 +265,7 @@ async function restore(c: Ctx, at: Date | undefined): Promise<number> {
   const dry = c.values['dry-run']
   // Preflight
   refuseWhileFallback(c)
+  await tf.verifyTerraform() // init + plan come after the write: know now that they can run
   await verifyS3Answers(c)
   // Only the chosen version and the current one are read: the request count does not grow with history.
   let chosen: string | undefined
@@ -304,6 +310,7 @@ async function restore(c: Ctx, at: Date | undefined): Promise<number> {
         command: `PUT ${c.url}`,
         mutates: true,
         run: async (d) => {
+          await refuseIfMoved(c, current)
           newVersion = await putText(c.s3, c.bucket, c.key, rolled.text).catch((e: unknown) => { throw s3Error(e, c.s3, `writing ${c.url}`) })
           onInterrupt(() => `The state in S3 was rolled forward (new version ${newVersion}); the previous version ${current.versionId} is still in the bucket.`)
           d.push(`new version ${newVersion ?? '(the server gave no version id)'}`)
@@ -378,6 +385,23 @@ async function verifyNoLock(c: Ctx): Promise<void> {
   if (!held) return
   if (!c.values.force) throw new DrError('prerequisites', `The state is locked: s3://${c.bucket}/${lock} exists (a terraform run is in progress, or one crashed).`, 'Wait for it to finish; if no run is in progress, re-run with --force. Nothing was changed.')
   c.report.record(`Lock s3://${c.bucket}/${lock} exists`, 'warning', ['ignored because of --force'])
+}
+
+/**
+ * Just before the write: the current version and the lock are read again. An apply that landed while
+ * the operator read the plan (a new current version, or its lock held now) is never superseded.
+ */
+async function refuseIfMoved(c: Ctx, current: ObjectVersion): Promise<void> {
+  const latest = await listVersions(c.s3, c.bucket, c.key).then((vs) => vs.find((v) => v.isLatest), (e: unknown) => { throw s3Error(e, c.s3, `reading the versions of ${c.url} again`) })
+  if (latest?.versionId !== current.versionId) {
+    throw new DrError('prerequisites', `The state changed while the plan was shown: the current version of ${c.url} is now ${latest?.versionId ?? '(none)'}, not ${current.versionId}. S3 was not written.`,
+      `Someone (a terraform apply?) wrote the state in between. Look again: npm run restore:state -- list --env ${c.env.name}${wsFlag(c)}`)
+  }
+  const lock = lockKey(c.key)
+  const held = await exists(c.s3, c.bucket, lock).catch((e: unknown) => { throw s3Error(e, c.s3, `checking ${lock}`) })
+  if (held && !c.values.force) {
+    throw new DrError('prerequisites', `The state was locked while the plan was shown: s3://${c.bucket}/${lock} exists (a terraform run started). S3 was not written.`, 'Wait for it to finish, then run the restore again.')
+  }
 }
 
 async function verifyRestored(c: Ctx, rolled: { text: string; serial: number }, target: TfState, previous: ObjectVersion, d: string[]): Promise<void> {
@@ -517,7 +541,11 @@ async function returnToS3(c: Ctx): Promise<number> {
         // from the serial, and into an empty bucket writes serial 1 with a NEW lineage. So the exact local
         // bytes go to S3 first; the migration then only re-points terraform at S3.
         title: `Write the local state to ${c.url} (serial ${local.serial}, lineage ${local.lineage})`, command: `PUT ${c.url}`, mutates: true,
-        run: async (d) => void d.push(`version ${await putText(c.s3, c.bucket, c.key, localText).catch((e: unknown) => { throw s3Error(e, c.s3, `writing ${c.url}`) })}`),
+        run: async (d) => {
+          const now = await getText(c.s3, c.bucket, c.key).then((r) => r.text, (e: unknown) => (classify(e) === 'not-found' ? undefined : Promise.reject(s3Error(e, c.s3, `reading ${c.url} again`))))
+          if (now !== remote) throw new DrError('prerequisites', `The state in ${c.url} changed while the plan was shown. S3 was not written; '${c.env.name}' stays on its local state.`, `Look at it, then run return again: npm run restore:state -- return --env ${c.env.name}${wsFlag(c)}`)
+          d.push(`version ${await putText(c.s3, c.bucket, c.key, localText).catch((e: unknown) => { throw s3Error(e, c.s3, `writing ${c.url}`) })}`)
+        },
       },
       { title: `Remove ${tf.OVERRIDE_FILE}`, command: override.file, mutates: true, run: async () => renameSync(override.file, `${override.file}.returned`) },
       { title: 'terraform init -migrate-state -force-copy', command: `terraform -chdir=${c.env.dir} init -migrate-state -force-copy -input=false`, mutates: true, run: async () => tf.init(c.env.dir, ['-migrate-state', '-force-copy'], tfOpts(c)) },
