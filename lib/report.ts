@@ -2,7 +2,7 @@
 // a JSON document for --json, and a file in reports/ readable only by its owner.
 import { writePrivate } from './files.ts'
 import { join } from 'node:path'
-import { isJsonMode, mark, printJson, redact, say } from './output.ts'
+import { isJsonMode, mark, printJson, say, serialise } from './output.ts'
 import { DrError } from './errors.ts'
 
 export type StepStatus = 'ok' | 'failed' | 'warning' | 'skipped' | 'dry-run'
@@ -141,7 +141,7 @@ function writeReportFile(task: string, started: Date, doc: unknown): string | un
   const stamp = started.toISOString().replace(/[:.]/g, '-')
   const file = join(dir, `${task.replace(':', '-')}-${stamp}.json`)
   try {
-    writePrivate(file, redact(JSON.stringify(doc, null, 2)) + '\n')
+    writePrivate(file, serialise(doc) + '\n')
     return file
   } catch {
     return undefined // a report that cannot be written must not turn a restore into a failure
