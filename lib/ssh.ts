@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DrError } from './errors.ts'
 import { exec, type ExecResult } from './exec.ts'
+import { envSeconds } from './env.ts'
 
 export interface NodeTarget {
   name: string
@@ -64,9 +65,12 @@ export class Ssh {
   private controlDir: string | undefined
   private connected = false
 
+  private readonly connectTimeout: number
+
   constructor(target: NodeTarget) {
     validateTarget(target)
     this.target = target
+    this.connectTimeout = envSeconds('HDR_SSH_CONNECT_TIMEOUT', 8, 1, 600)
   }
 
   /** The ControlPath folder (0700, made on first use; removed by close). */
@@ -87,7 +91,7 @@ export class Ssh {
       ...(cfg ? ['-F', cfg] : []),
       '-o', 'BatchMode=yes',
       '-o', 'PermitLocalCommand=no',
-      '-o', `ConnectTimeout=${process.env.HDR_SSH_CONNECT_TIMEOUT ?? '8'}`,
+      '-o', `ConnectTimeout=${this.connectTimeout}`,
       '-o', 'ControlMaster=auto',
       '-o', `ControlPath=${join(this.dir(), 'cm-%C')}`,
       '-o', 'ControlPersist=300',
