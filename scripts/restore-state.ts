@@ -29,6 +29,7 @@ import {
   rollForward, sha256, stateDir, stateKey, tryParseState, type TfState,
 } from '../lib/state.ts'
 import * as tf from '../lib/terraform.ts'
+import { shQuote } from '../lib/ssh.ts'
 import { takeLock, type Lock } from '../lib/lock.ts'
 
 const ACTIONS = ['list', 'restore', 'fallback', 'return', 'snapshot'] as const
@@ -218,7 +219,7 @@ async function list(c: Ctx): Promise<number> {
   return c.report.finish({
     exitCode: 0,
     summary: `${states} version${states === 1 ? '' : 's'} of '${c.env.name}' state (${now}).`,
-    next: [`To make one current again: npm run restore:state -- restore --env ${c.env.name}${wsFlag(c)} --version <VERSION ID>`],
+    next: [`To make one current again: npm run restore:state -- restore ${envFlags(c)} --version <VERSION ID>`],
   })
 }
 
@@ -321,9 +322,9 @@ async function restore(c: Ctx, at: Date | undefined): Promise<number> {
         mutates: true,
         run: async (d) => verifyRestored(c, rolled, target.state!, current, d),
       },
-      { title: 'terraform init', command: `terraform -chdir=${c.env.dir} init -input=false`, mutates: true, run: async () => tf.init(c.env.dir, [], tfOpts(c)) },
+      { title: 'terraform init', command: `terraform -chdir=${shQuote(c.env.dir)} init -input=false`, mutates: true, run: async () => tf.init(c.env.dir, [], tfOpts(c)) },
       {
-        title: 'terraform plan', command: `terraform -chdir=${c.env.dir} plan -detailed-exitcode`, mutates: true,
+        title: 'terraform plan', command: `terraform -chdir=${shQuote(c.env.dir)} plan -detailed-exitcode`, mutates: true,
         run: async (d) => {
           planResult = await tf.plan(c.env.dir, tfOpts(c))
           d.push(planResult.summary)
@@ -340,7 +341,7 @@ async function restore(c: Ctx, at: Date | undefined): Promise<number> {
   if (!dry && !(await confirm(`Make version ${target.versionId} the current state of '${c.env.name}'?`, c.values))) declined('the state restore')
 
   // Act (the safety copy is the first action), verify
-  const undo = `npm run restore:state -- restore --env ${c.env.name}${wsFlag(c)} --version ${current.versionId}`
+  const undo = `npm run restore:state -- restore ${envFlags(c)} --version ${shQuote(current.versionId)}`
   c.report.facts.target = { versionId: target.versionId, serial: target.state.serial, lineage: target.state.lineage }
   c.report.facts.previous = { versionId: current.versionId, serial: current.state?.serial }
   try {
@@ -366,7 +367,7 @@ async function restore(c: Ctx, at: Date | undefined): Promise<number> {
 function pickVersion(c: Ctx, versions: VersionInfo[], at: Date | undefined): VersionInfo {
   if (c.values.version !== undefined) {
     const v = versions.find((x) => x.versionId === c.values.version)
-    if (!v) throw new DrError('usage', `Version ${c.values.version} is not a version of ${c.url}.`, `Run \`list --env ${c.env.name}${wsFlag(c)}\` to see its versions. Nothing was changed.`)
+    if (!v) throw new DrError('usage', `Version ${c.values.version} is not a version of ${c.url}.`, `Run \`list ${envFlags(c)}\` to see its versions. Nothing was changed.`)
     if (v.deleteMarker) throw new DrError('usage', `Version ${v.versionId} is a delete marker, not a state.`, 'Pick a version with a serial (see list). Nothing was changed.')
     return v
   }
@@ -395,7 +396,7 @@ async function refuseIfMoved(c: Ctx, current: ObjectVersion): Promise<void> {
   const latest = await listVersions(c.s3, c.bucket, c.key).then((vs) => vs.find((v) => v.isLatest), (e: unknown) => { throw s3Error(e, c.s3, `reading the versions of ${c.url} again`) })
   if (latest?.versionId !== current.versionId) {
     throw new DrError('prerequisites', `The state changed while the plan was shown: the current version of ${c.url} is now ${latest?.versionId ?? '(none)'}, not ${current.versionId}. S3 was not written.`,
-      `Someone (a terraform apply?) wrote the state in between. Look again: npm run restore:state -- list --env ${c.env.name}${wsFlag(c)}`)
+      `Someone (a terraform apply?) wrote the state in between. Look again: npm run restore:state -- list ${envFlags(c)}`)
   }
   const lock = lockKey(c.key)
   const held = await exists(c.s3, c.bucket, lock).catch((e: unknown) => { throw s3Error(e, c.s3, `checking ${lock}`) })
@@ -425,7 +426,7 @@ async function fallback(c: Ctx): Promise<number> {
   const dry = c.values['dry-run']
   // Preflight
   const override = tf.readOverride(c.env.dir)
-  if (override.state === 'ours') throw new DrError('prerequisites', `'${c.env.name}' is already on its local fallback backend (${override.file}).`, `When S3 answers again: npm run restore:state -- return --env ${c.env.name}${wsFlag(c)}`)
+  if (override.state === 'ours') throw new DrError('prerequisites', `'${c.env.name}' is already on its local fallback backend (${override.file}).`, `When S3 answers again: npm run restore:state -- return ${envFlags(c)}`)
   if (override.state === 'foreign') throw new DrError('prerequisites', `${override.file} exists and was not written by homelab-dr; refusing to replace it.`)
   const answer = await probe(c.s3, c.bucket)
   if (answer !== 'unreachable') {
@@ -449,7 +450,7 @@ async function fallback(c: Ctx): Promise<number> {
     actions: [
       { title: `Put the local copy in place (${local.file})`, mutates: true, run: async (d) => void d.push(copyPrivate(best.file, local.file)) },
       { title: `Write ${tf.OVERRIDE_FILE} (backend "local")`, command: join(c.env.dir, tf.OVERRIDE_FILE), mutates: true, run: async () => writeFileSync(join(c.env.dir, tf.OVERRIDE_FILE), tf.overrideText(c.env.name, local.backend)) },
-      { title: 'terraform init -reconfigure', command: `terraform -chdir=${c.env.dir} init -reconfigure -input=false`, mutates: true, run: async () => tf.init(c.env.dir, ['-reconfigure'], tfOpts(c)) },
+      { title: 'terraform init -reconfigure', command: `terraform -chdir=${shQuote(c.env.dir)} init -reconfigure -input=false`, mutates: true, run: async () => tf.init(c.env.dir, ['-reconfigure'], tfOpts(c)) },
     ],
   }
   printPlan(plan)
@@ -476,7 +477,7 @@ async function fallback(c: Ctx): Promise<number> {
   return c.report.finish({
     exitCode: verdict,
     summary: `${verdict === 0 ? mark.ok : mark.fail} '${c.env.name}' now uses the local state ${local.file}: ${using}.`,
-    next: [`terraform works as usual in ${c.env.dir}. When MinIO answers again: npm run restore:state -- return --env ${c.env.name}${wsFlag(c)}`],
+    next: [`terraform works as usual in ${c.env.dir}. When MinIO answers again: npm run restore:state -- return ${envFlags(c)}`],
   })
 }
 
@@ -543,12 +544,12 @@ async function returnToS3(c: Ctx): Promise<number> {
         title: `Write the local state to ${c.url} (serial ${local.serial}, lineage ${local.lineage})`, command: `PUT ${c.url}`, mutates: true,
         run: async (d) => {
           const now = await getText(c.s3, c.bucket, c.key).then((r) => r.text, (e: unknown) => (classify(e) === 'not-found' ? undefined : Promise.reject(s3Error(e, c.s3, `reading ${c.url} again`))))
-          if (now !== remote) throw new DrError('prerequisites', `The state in ${c.url} changed while the plan was shown. S3 was not written; '${c.env.name}' stays on its local state.`, `Look at it, then run return again: npm run restore:state -- return --env ${c.env.name}${wsFlag(c)}`)
+          if (now !== remote) throw new DrError('prerequisites', `The state in ${c.url} changed while the plan was shown. S3 was not written; '${c.env.name}' stays on its local state.`, `Look at it, then run return again: npm run restore:state -- return ${envFlags(c)}`)
           d.push(`version ${await putText(c.s3, c.bucket, c.key, localText).catch((e: unknown) => { throw s3Error(e, c.s3, `writing ${c.url}`) })}`)
         },
       },
       { title: `Remove ${tf.OVERRIDE_FILE}`, command: override.file, mutates: true, run: async () => renameSync(override.file, `${override.file}.returned`) },
-      { title: 'terraform init -migrate-state -force-copy', command: `terraform -chdir=${c.env.dir} init -migrate-state -force-copy -input=false`, mutates: true, run: async () => tf.init(c.env.dir, ['-migrate-state', '-force-copy'], tfOpts(c)) },
+      { title: 'terraform init -migrate-state -force-copy', command: `terraform -chdir=${shQuote(c.env.dir)} init -migrate-state -force-copy -input=false`, mutates: true, run: async () => tf.init(c.env.dir, ['-migrate-state', '-force-copy'], tfOpts(c)) },
     ],
   }
   printPlan(plan)
@@ -632,8 +633,8 @@ async function verifyS3Answers(c: Ctx): Promise<void> {
   if (answer === 'unreachable') {
     const copies = localCopies(c.env.name, c.workspace)
     throw new DrError('prerequisites', `${notAnswering(c.s3)}.`, copies[0]
-      ? `A local copy exists (serial ${copies[0].state.serial}, ${copies[0].file}): npm run restore:state -- fallback --env ${c.env.name}${wsFlag(c)}`
-      : `There is no local copy either: npm run restore:state -- fallback --env ${c.env.name} explains how to rebuild the state.`)
+      ? `A local copy exists (serial ${copies[0].state.serial}, ${copies[0].file}): npm run restore:state -- fallback ${envFlags(c)}`
+      : `There is no local copy either: npm run restore:state -- fallback ${envFlags(c)} explains how to rebuild the state.`)
   }
   throw s3Error(Object.assign(new Error(answer), { name: answer === 'credentials' ? 'AccessDenied' : answer === 'no-bucket' ? 'NoSuchBucket' : answer }), c.s3, `checking bucket ${c.bucket}`)
 }
@@ -644,7 +645,7 @@ function noStateInS3(c: Ctx): DrError {
 
 function refuseWhileFallback(c: Ctx): void {
   const o = tf.readOverride(c.env.dir)
-  if (o.state !== 'absent') throw new DrError('prerequisites', `'${c.env.name}' is on a local backend (${o.file}): restoring the S3 state would not be used.`, `Run npm run restore:state -- return --env ${c.env.name} first.`)
+  if (o.state !== 'absent') throw new DrError('prerequisites', `'${c.env.name}' is on a local backend (${o.file}): restoring the S3 state would not be used.`, `Run npm run restore:state -- return ${envFlags(c)} first.`)
 }
 
 /** EF-006: the state about to be replaced, kept in the mirror (mode 0600). Returns the file. */
@@ -688,7 +689,11 @@ function tfOpts(c: Ctx): tf.TfRunOptions {
   return { creds: c.creds, workspace: c.workspace }
 }
 function wsFlag(c: Ctx): string {
-  return c.workspace === 'default' ? '' : ` --workspace ${c.workspace}`
+  return c.workspace === 'default' ? '' : ` --workspace ${shQuote(c.workspace)}`
+}
+/** `--env NAME [--workspace W]`, each value quoted for copy-paste into a shell. */
+function envFlags(c: Ctx): string {
+  return `--env ${shQuote(c.env.name)}${wsFlag(c)}`
 }
 function iso(d: Date): string {
   return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z')

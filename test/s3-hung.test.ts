@@ -26,7 +26,7 @@ function hungServer(mode: 'silent' | 'stall'): Promise<{ server: Server; port: n
 
 let silent: { server: Server; port: number }
 let stall: { server: Server; port: number }
-const tfDir = mkdtempSync(join(tmpdir(), 'hdr-s3hung-'))
+const tfDir = mkdtempSync(join(tmpdir(), 'hdr-s3hung my homelab-')) // a space: hints must quote paths
 const stateDir = join(tfDir, 'mirror')
 const endpoint = () => `http://127.0.0.1:${silent.port}`
 
@@ -92,6 +92,12 @@ test('EC-12.1 restore:state list against a hung MinIO: exit 4 in bounded time, t
   assert.match(r.output, /npm run restore:state -- fallback --env prod/)
 })
 
+test('EC-12.7 restore checks terraform in its preflight: without it, exit 4 before anything', async () => {
+  const r = await runTask('restore:state', ['restore', '--env', 'prod', '--version', 'x', '--yes'], { env: { ...runEnv, PATH: join(tfDir, 'no-bin') }, timeoutMs: 60_000 })
+  assert.is(r.code, 4, show(r))
+  assert.ok(r.output.includes('✗ terraform is not installed or not on PATH.'), show(r))
+})
+
 test('EC-12.1 restore:state fallback against a hung MinIO: the probe is bounded and the fallback runs (state lost: imports.tf)', async () => {
   const r = await run('restore:state', ['fallback', '--env', 'prod', '--yes'])
   assert.is(r.code, 4, show(r))
@@ -129,6 +135,8 @@ test('EC-12.1 restore:state fallback against a hung MinIO with a local copy: swi
   assert.is(r.code, 0, show(r))
   assert.match(r.output, new RegExp(`Fall back to a local backend for 'prod' \\(MinIO at ${endpoint().replace(/\./g, '\\.')} did not answer in \\d+ s\\)`))
   assert.match(r.output, /✓ 'prod' now uses the local state .*serial 7 \(lineage hung-test-lineage\)/)
+  // EC-12.10 the command shown can be pasted into a shell as is: the path with a space is quoted
+  assert.ok(r.output.includes(`       terraform -chdir='${join(tfDir, 'environments', 'prod')}' init -reconfigure -input=false\n`), show(r))
   assert.ok(existsSync(join(tfDir, 'environments', 'prod', 'backend_override.tf')))
 })
 
