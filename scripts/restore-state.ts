@@ -313,7 +313,8 @@ async function restore(c: Ctx, at: Date | undefined): Promise<number> {
         run: async (d) => {
           await refuseIfMoved(c, current)
           newVersion = await putText(c.s3, c.bucket, c.key, rolled.text).catch((e: unknown) => { throw s3Error(e, c.s3, `writing ${c.url}`) })
-          onInterrupt(() => `The state in S3 was rolled forward (new version ${newVersion}); the previous version ${current.versionId} is still in the bucket.`)
+          onInterrupt(() => `The state in S3 was rolled forward (new version ${newVersion}); the previous version ${current.versionId} is still in the bucket${safety.file ? `, and copied to ${safety.file}` : ''}.`,
+            () => [`To undo: npm run restore:state -- restore ${envFlags(c)} --version ${shQuote(current.versionId)}`])
           d.push(`new version ${newVersion ?? '(the server gave no version id)'}`)
         },
       },
