@@ -4,14 +4,15 @@
 //   node --import tsx test/acceptance/restore-state-races.test.ts
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { spawn } from 'node:child_process'
-import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { DeleteObjectCommand, GetObjectCommand, ListObjectVersionsCommand, PutObjectCommand } from '@aws-sdk/client-s3'
 import { labEnv, labUp, FIXTURE, ROOT } from '../lab/lab.ts'
 import * as s3lab from '../lab/s3.ts'
-import { scriptOf } from '../helpers.ts'
+import { runTask, scriptOf } from '../helpers.ts'
+import { overrideText } from '../../lib/terraform.ts'
 import { tempDir } from '../tmp.ts'
 
 const KEY = `restore-state-races/${process.pid}-${Date.now()}/terraform.tfstate`
@@ -89,6 +90,66 @@ test('EC-17 a second run on one environment is refused, naming the run that hold
   assert.ok(r.out.includes(`Wait for it to finish. If that run is gone (its machine rebooted), remove the lock: rm '${join(lockDir, 'env-races.lock')}'`), r.out)
   assert.equal(await ids(), before)
   assert.equal(readdirSync(lockDir), ['env-races.lock']) // the holder's lock is left alone
+  rmSync(join(lockDir, 'env-races.lock'))
+})
+
+// ---- return, interrupted (issue 12 item 6) ----
+
+const envDir = () => join(tfDir, 'environments', 'races')
+const override = () => join(envDir(), 'backend_override.tf')
+/** 'races' on its local fallback backend, with a local state newer than S3's (serial 10). */
+function onFallback(): void {
+  const local = join(tfDir, 'mirror', 'races', 'fallback', 'terraform.tfstate')
+  mkdirSync(dirname(local), { recursive: true })
+  writeFileSync(local, stateText(10, ['web01', 'db01', 'dns01']))
+  writeFileSync(override(), overrideText('races', { path: local }))
+}
+/** `return --yes` with a `terraform init` that hangs 20 s; `signal` once the override is renamed. */
+function returnInterrupted(signal: NodeJS.Signals): Promise<{ code: number; out: string }> {
+  const shim = join(tfDir, 'slow-bin')
+  mkdirSync(shim, { recursive: true })
+  const real = spawnSync('sh', ['-c', 'command -v terraform'], { encoding: 'utf8' }).stdout.trim()
+  // init never really runs here: a shim outliving a killed run must not migrate behind the next one
+  writeFileSync(join(shim, 'terraform'), `#!/bin/sh\nif [ "$1" = init ]; then sleep 20; exit 1; fi\nexec ${JSON.stringify(real)} "$@"\n`, { mode: 0o755 })
+  const child = spawn(process.execPath, ['--import', 'tsx', scriptOf('restore:state'), 'return', '--env', 'races', '--yes'], { cwd: ROOT, env: labEnv({ ...env, PATH: `${shim}:${process.env.PATH}` }) })
+  let out = ''
+  let sent = false
+  const onData = (d: Buffer) => {
+    out += d
+    if (!sent && out.includes('✓ Remove backend_override.tf')) {
+      sent = true
+      setTimeout(() => child.kill(signal), 300)
+    }
+  }
+  child.stdout.on('data', onData)
+  child.stderr.on('data', onData)
+  const kill = setTimeout(() => child.kill('SIGKILL'), 120_000)
+  return new Promise((resolve) => child.on('close', (code, sig) => (clearTimeout(kill), resolve({ code: code ?? (sig === 'SIGKILL' ? 137 : -1), out }))))
+}
+
+test('EC-12.6 SIGTERM during return\'s terraform init: the override is put back, what was done is told, exit 3', async () => {
+  onFallback()
+  const r = await returnInterrupted('SIGTERM')
+  assert.is(r.code, 3, r.out)
+  assert.ok(r.out.includes("✗ Interrupted by SIGTERM during 'terraform init -migrate-state -force-copy'"), r.out)
+  assert.ok(r.out.includes(`! Put ${override()} back: 'races' stays on its local state; run return again`), r.out)
+  assert.match(r.out, /✗ Aborted! Done before the interruption: Keep the local state in the mirror; Save the state S3 holds now to the mirror; Write the local state to s3:\/\/tfstate\/\S+ \(serial 10, lineage races-lineage\); Remove backend_override\.tf\. Started and not finished: terraform init -migrate-state -force-copy\./)
+  assert.not.ok(r.out.includes('Nothing had been changed yet'), r.out)
+  assert.ok(existsSync(override()))
+  assert.not.ok(existsSync(`${override()}.returned`))
+})
+
+test('EC-12.6 a return killed (SIGKILL) mid-way: the next return puts the override back and completes (exit 0)', async () => {
+  const killed = await returnInterrupted('SIGKILL')
+  assert.is(killed.code, 137, killed.out)
+  assert.ok(existsSync(`${override()}.returned`))
+  assert.not.ok(existsSync(override()))
+  const r = await runTask('restore:state', ['return', '--env', 'races', '--yes'], { env, timeoutMs: 180_000 })
+  assert.is(r.code, 0, r.output)
+  assert.ok(r.output.includes(`! An interrupted return left ${override()}.returned: put it back, 'races' is on its local state`), r.output)
+  assert.match(r.output, /✓ 'races' is back on S3 \(s3:\/\/tfstate\/\S+\) with serial 10, lineage races-lineage\./)
+  assert.is(JSON.parse(await current()).serial, 10)
+  assert.not.ok(existsSync(override()))
 })
 
 test.run()
