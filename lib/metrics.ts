@@ -1,8 +1,11 @@
 // verify:backups' results for Prometheus' node-exporter textfile collector: per guest the time of
 // the newest good backup, its size, the number of files that passed or failed, and whether it is
 // missing or stale; per environment the state versions that passed or failed. Written atomically
-// (a temporary file in the same folder, then rename), so the collector never reads half a file.
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+// (a random temporary file in the same folder, created exclusively, then rename), so the collector
+// never reads half a file and nothing planted in the folder can redirect the write.
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { DrError } from './errors.ts'
 import { basename, dirname, join } from 'node:path'
 import type { FileItem, GuestItem, Item, StateItem } from './verify.ts'
 
@@ -59,15 +62,30 @@ export function renderMetrics(items: Item[], run: { finishedAt: number; duration
   return m.text()
 }
 
-/** Write `text` to `file` atomically: same-folder temporary file, then rename over the target. */
+/**
+ * Write `text` to `file` atomically: a temporary file in the same folder with a random name, created
+ * exclusively and without following a symlink (O_EXCL | O_NOFOLLOW: nothing planted there can redirect
+ * the write), then renamed over the target (a symlink at the target is replaced, never followed).
+ * Mode 0644: the node-exporter reads it. A failure is a DrError naming the file.
+ */
 export function writeAtomic(file: string, text: string): void {
-  mkdirSync(dirname(file), { recursive: true })
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`)
+  const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(8).toString('hex')}.tmp`)
+  let fd: number | undefined
   try {
-    writeFileSync(tmp, text, { mode: 0o644 })
+    mkdirSync(dirname(file), { recursive: true })
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
+    writeSync(fd, text)
+    fsyncSync(fd)
+    closeSync(fd)
+    fd = undefined
     renameSync(tmp, file)
   } catch (e) {
-    rmSync(tmp, { force: true })
-    throw e
+    if (fd !== undefined) closeSync(fd)
+    try {
+      rmSync(tmp, { force: true })
+    } catch {
+      // the folder itself is the problem: there is no temporary file to remove
+    }
+    throw new DrError('failed', `Cannot write the metrics file ${file}: ${(e as Error).message}`)
   }
 }

@@ -33,13 +33,17 @@ export function printPlan(plan: Plan): void {
   say('')
 }
 
-/** Runs the actions in order; in a dry run, mutating actions are only recorded. */
+/** Runs the actions in order; in a dry run, mutating actions are only recorded. Each mutating action is
+ * noted in report.changes (started, then done), so an interrupt can say exactly what changed. */
 export async function execute(plan: Plan, report: Report, dryRun: boolean): Promise<void> {
   for (const a of plan.actions) {
     if (dryRun && a.mutates) {
       report.record(`${a.title}${a.command ? `: ${a.command}` : ''}`, 'dry-run')
       continue
     }
+    const change = a.mutates ? { title: a.title, done: false } : undefined
+    if (change) report.changes.push(change)
     await report.step(a.title, a.run)
+    if (change) change.done = true
   }
 }

@@ -2,7 +2,7 @@
 // a JSON document for --json, and a file in reports/ readable only by its owner.
 import { writePrivate } from './files.ts'
 import { join } from 'node:path'
-import { isJsonMode, mark, printJson, redact, say } from './output.ts'
+import { isJsonMode, mark, printJson, say, serialise } from './output.ts'
 import { DrError } from './errors.ts'
 
 export type StepStatus = 'ok' | 'failed' | 'warning' | 'skipped' | 'dry-run'
@@ -23,21 +23,46 @@ export interface Outcome {
 
 const symbol: Record<StepStatus, string> = { ok: mark.ok, failed: mark.fail, warning: mark.warn, skipped: mark.skip, 'dry-run': mark.dry }
 
+let active: Report | undefined
+
+/** The report of the run in progress (the newest one made and not finished): the interrupt handler's. */
+export function activeReport(): Report | undefined {
+  return active
+}
+
 export class Report {
   readonly task: string
   readonly started = new Date()
   readonly steps: StepRecord[] = []
   readonly facts: Record<string, unknown> = {}
   file: string | undefined
+  /** The step running now (its title), for an interrupt's "during …". */
+  running: string | undefined
+  /** Actions that change things, in order, with whether each finished: what an interrupt must own up to. */
+  readonly changes: Array<{ title: string; done: boolean }> = []
+  finished = false
 
   constructor(task: string) {
     this.task = task
+    active = this
+  }
+
+  /** The truth about what changed, in one sentence (for an interrupt or a crash). */
+  changeSummary(): string {
+    const done = this.changes.filter((c) => c.done).map((c) => c.title)
+    const partial = this.changes.filter((c) => !c.done).map((c) => c.title)
+    if (done.length === 0 && partial.length === 0) return 'Nothing had been changed yet.'
+    return [
+      done.length ? `Done before the interruption: ${done.join('; ')}.` : '',
+      partial.length ? `Started and not finished: ${partial.join('; ')}.` : '',
+    ].filter(Boolean).join(' ')
   }
 
   /** Runs fn as a named step: times it, prints `✓ title (1.2s)` or `✗ title: reason`, records it. */
   async step<T>(title: string, fn: (details: string[]) => Promise<T>): Promise<T> {
     const details: string[] = []
     const t0 = performance.now()
+    this.running = title
     try {
       const result = await fn(details)
       this.record(title, 'ok', details, performance.now() - t0)
@@ -46,6 +71,8 @@ export class Report {
       details.push(e instanceof Error ? e.message : String(e))
       this.record(title, 'failed', details, performance.now() - t0)
       throw e
+    } finally {
+      this.running = undefined
     }
   }
 
@@ -78,6 +105,8 @@ export class Report {
 
   /** Prints the summary (or the JSON document), writes the report file, returns the exit code. */
   finish(outcome: Outcome): number {
+    this.finished = true
+    if (active === this) active = undefined
     const doc = {
       task: this.task,
       ok: outcome.exitCode === 0,
@@ -112,7 +141,7 @@ function writeReportFile(task: string, started: Date, doc: unknown): string | un
   const stamp = started.toISOString().replace(/[:.]/g, '-')
   const file = join(dir, `${task.replace(':', '-')}-${stamp}.json`)
   try {
-    writePrivate(file, redact(JSON.stringify(doc, null, 2)) + '\n')
+    writePrivate(file, serialise(doc) + '\n')
     return file
   } catch {
     return undefined // a report that cannot be written must not turn a restore into a failure

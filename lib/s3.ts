@@ -2,6 +2,11 @@
 // factory with short timeouts (so "S3 down" is known in seconds), a request counter, and the few calls
 // restore:state needs. Errors are turned into one sentence each; the secret key is never printed.
 //
+// Bounded time: every call goes through send(), which gives the SDK an AbortSignal and races it against
+// a deadline, and the HTTP handler throws on its request timeout (by default it only logs a warning and
+// waits forever on a server that accepts TCP and never answers). A call that runs out of time fails
+// with "MinIO at X did not answer in N s", classified 'unreachable' (exit 4, fallback offered).
+//
 // Portability (measured on the lab's RGW, documented for MinIO): CopyObject may return no VersionId and
 // If-None-Match may not be enforced, so nothing here relies on either; writes are PutObject, and the
 // version a write created is read back from the PutObject answer or a HeadObject.
@@ -16,6 +21,8 @@ export interface S3Settings {
   region?: string
   /** Per-request connect and response timeout (default 3000 ms). */
   timeoutMs?: number
+  /** The whole call's deadline, retries and body included (default 2 × timeoutMs + 1 s). */
+  callTimeoutMs?: number
 }
 
 // The SDK is loaded on first use (~100 ms): --help and the tasks' node-only paths stay fast.
@@ -27,7 +34,21 @@ export interface S3 {
   endpoint: string
   /** HTTP requests sent so far (retries included): the benchmark's counter. */
   requests(): number
+  /** The deadline of one call (send), in ms. */
+  callTimeoutMs: number
+  /** Why the last probe() failed, for notAnswering(). */
+  lastFailure?: unknown
   close(): void
+}
+
+/** An S3 call that ran out of time: the server accepted (or not) but did not answer. */
+export class S3TimeoutError extends Error {
+  override readonly name = 'TimeoutError'
+  readonly seconds: number
+  constructor(endpoint: string, seconds: number) {
+    super(`MinIO at ${endpoint} did not answer in ${seconds} s`)
+    this.seconds = seconds
+  }
 }
 
 export interface ObjectVersion {
@@ -55,7 +76,8 @@ export async function openS3(s: S3Settings): Promise<S3> {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 2,
-    requestHandler: { connectionTimeout: timeout, requestTimeout: timeout },
+    // throwOnRequestTimeout: without it @smithy's handler only logs when requestTimeout passes.
+    requestHandler: { connectionTimeout: timeout, requestTimeout: timeout, throwOnRequestTimeout: true },
   })
   let count = 0
   // In the deserialize step, under the retry middleware: one call per HTTP attempt.
@@ -63,7 +85,36 @@ export async function openS3(s: S3Settings): Promise<S3> {
     count++
     return next(args)
   }, { step: 'deserialize', name: 'hdrRequestCounter' })
-  return { client, sdk, endpoint: s.endpoint, requests: () => count, close: () => client.destroy() }
+  const callTimeoutMs = s.callTimeoutMs ?? 2 * timeout + 1000
+  return { client, sdk, endpoint: s.endpoint, requests: () => count, callTimeoutMs, close: () => client.destroy() }
+}
+
+/**
+ * Runs one S3 call (the SDK request and reading its body) within s3.callTimeoutMs: the signal is given
+ * to the SDK, and the race guarantees the answer even if a stream ignores it. Every call in this module
+ * goes through here; code elsewhere that needs another S3 command should too.
+ */
+export async function send<T>(s3: S3, call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+  const ac = new AbortController()
+  const t0 = performance.now()
+  const timedOut = () => new S3TimeoutError(s3.endpoint, Math.max(1, Math.round((performance.now() - t0) / 1000)))
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const e = timedOut()
+      ac.abort(e)
+      reject(e)
+    }, s3.callTimeoutMs)
+  })
+  try {
+    return await Promise.race([call(ac.signal), deadline])
+  } catch (e) {
+    // The handler's own TimeoutError (ETIMEDOUT on a silent socket) reads the same as the deadline.
+    if (e instanceof S3TimeoutError || (e as { name?: string })?.name === 'TimeoutError') throw e instanceof S3TimeoutError ? e : timedOut()
+    throw e
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /** Why an S3 call failed, as one of a few kinds the scripts act on. */
@@ -89,7 +140,7 @@ export function s3Error(e: unknown, s3: S3, what: string): DrError {
   const name = (e as { name?: string })?.name ?? 'Error'
   switch (kind) {
     case 'unreachable':
-      return new DrError('prerequisites', `S3 at ${s3.endpoint} does not answer (${what}).`, 'Check that MinIO is running, or use `restore:state fallback` to work from the local copy.')
+      return new DrError('prerequisites', `${notAnswering(s3, e)} (${what}).`, 'Check that MinIO is running, or use `restore:state fallback` to work from the local copy.')
     case 'credentials':
       return new DrError('prerequisites', `S3 at ${s3.endpoint} refused the credentials (${name}) while ${what}.`, 'Check minio_root_user / minio_root_password in terraform.tfvars, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.')
     case 'no-bucket':
@@ -99,12 +150,19 @@ export function s3Error(e: unknown, s3: S3, what: string): DrError {
   }
 }
 
+/** The sentence for an S3 that does not answer: how long we waited when it hung, else that it refused. */
+export function notAnswering(s3: S3, e?: unknown): string {
+  const err = e ?? s3.lastFailure
+  return err instanceof S3TimeoutError ? err.message : `S3 at ${s3.endpoint} does not answer`
+}
+
 /** 'up' when the endpoint answers with valid credentials, else the failure kind. Bucket is HEADed. */
 export async function probe(s3: S3, bucket: string): Promise<'up' | S3FailureKind> {
   try {
-    await s3.client.send(new s3.sdk.HeadBucketCommand({ Bucket: bucket }))
+    await send(s3, (abortSignal) => s3.client.send(new s3.sdk.HeadBucketCommand({ Bucket: bucket }), { abortSignal }))
     return 'up'
   } catch (e) {
+    s3.lastFailure = e
     return classify(e)
   }
 }
@@ -115,7 +173,7 @@ export async function listVersions(s3: S3, bucket: string, key: string): Promise
   let KeyMarker: string | undefined
   let VersionIdMarker: string | undefined
   for (;;) {
-    const r = await s3.client.send(new s3.sdk.ListObjectVersionsCommand({ Bucket: bucket, Prefix: key, KeyMarker, VersionIdMarker }))
+    const r = await send(s3, (abortSignal) => s3.client.send(new s3.sdk.ListObjectVersionsCommand({ Bucket: bucket, Prefix: key, KeyMarker, VersionIdMarker }), { abortSignal }))
     for (const v of r.Versions ?? []) {
       if (v.Key !== key || !v.VersionId) continue
       out.push({ versionId: v.VersionId, lastModified: v.LastModified ?? new Date(0), size: v.Size ?? 0, isLatest: v.IsLatest === true, deleteMarker: false, etag: v.ETag })
@@ -136,14 +194,16 @@ export async function listVersions(s3: S3, bucket: string, key: string): Promise
 
 /** The body of an object (a given version, or the current one) as text. */
 export async function getText(s3: S3, bucket: string, key: string, versionId?: string): Promise<{ text: string; versionId: string | undefined; lastModified: Date | undefined }> {
-  const r = await s3.client.send(new s3.sdk.GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }))
-  return { text: (await r.Body?.transformToString('utf8')) ?? '', versionId: r.VersionId, lastModified: r.LastModified }
+  return send(s3, async (abortSignal) => {
+    const r = await s3.client.send(new s3.sdk.GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }), { abortSignal })
+    return { text: (await r.Body?.transformToString('utf8')) ?? '', versionId: r.VersionId, lastModified: r.LastModified }
+  })
 }
 
 /** True when the object exists (its latest version is not a delete marker). */
 export async function exists(s3: S3, bucket: string, key: string): Promise<boolean> {
   try {
-    await s3.client.send(new s3.sdk.HeadObjectCommand({ Bucket: bucket, Key: key }))
+    await send(s3, (abortSignal) => s3.client.send(new s3.sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }))
     return true
   } catch (e) {
     if (classify(e) === 'not-found') return false
@@ -153,8 +213,8 @@ export async function exists(s3: S3, bucket: string, key: string): Promise<boole
 
 /** Writes a new current version; returns its version id (from the answer, else from a HeadObject). */
 export async function putText(s3: S3, bucket: string, key: string, text: string, contentType = 'application/json'): Promise<string | undefined> {
-  const r = await s3.client.send(new s3.sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: text, ContentType: contentType }))
+  const r = await send(s3, (abortSignal) => s3.client.send(new s3.sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: text, ContentType: contentType }), { abortSignal }))
   if (r.VersionId) return r.VersionId
-  const h = await s3.client.send(new s3.sdk.HeadObjectCommand({ Bucket: bucket, Key: key }))
+  const h = await send(s3, (abortSignal) => s3.client.send(new s3.sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }))
   return h.VersionId
 }

@@ -1,11 +1,15 @@
 // Every remote command goes through the operator's own `ssh`, so ~/.ssh/config, the agent and
 // ProxyJump just work. One multiplexed connection per run (measured ~180 ms per fresh connection
 // vs ~10 ms multiplexed). This is the only module that builds remote command lines.
+// Every Ssh is registered until closed: closeAllSync() (the interrupt handler, and process exit) ends
+// the multiplexed masters and removes their hdr-ssh-* folders, whatever path the run took.
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DrError } from './errors.ts'
 import { exec, type ExecResult } from './exec.ts'
+import { envSeconds } from './env.ts'
 
 export interface NodeTarget {
   name: string
@@ -43,26 +47,53 @@ export function pipeline(...argvs: ReadonlyArray<readonly string[]>): string {
 const SSH_FAILURE = /^(ssh: |kex_exchange_identification|Connection (closed|reset|refused|timed out)|mux_client|Control socket|Host key verification failed|.*Permission denied \(|Could not resolve hostname|.*port \d+: )/m
 const DEFAULT_TIMEOUT_MS = 120_000
 
+const live = new Set<Ssh>()
+
+/**
+ * Ends every open connection now, synchronously (`ssh -O exit`, then the control folder removed): for
+ * the interrupt handler and process exit, where nothing async may run. Safe to call twice.
+ */
+export function closeAllSync(): void {
+  for (const s of [...live]) s.closeSync()
+}
+process.on('exit', closeAllSync)
+
 export class Ssh {
   readonly target: NodeTarget
   /** Commands sent, for the report and the benchmark. */
   commands = 0
-  private readonly controlDir = mkdtempSync(join(tmpdir(), 'hdr-ssh-'))
+  private controlDir: string | undefined
   private connected = false
+
+  private readonly connectTimeout: number
 
   constructor(target: NodeTarget) {
     validateTarget(target)
     this.target = target
+    this.connectTimeout = envSeconds('HDR_SSH_CONNECT_TIMEOUT', 8, 1, 600)
+  }
+
+  /** The ControlPath folder (0700, made on first use; removed by close). */
+  private dir(): string {
+    if (!this.controlDir) {
+      this.controlDir = mkdtempSync(join(tmpdir(), 'hdr-ssh-'))
+      live.add(this)
+    }
+    return this.controlDir
   }
 
   private baseArgs(): string[] {
-    const cfg = process.env.HDR_SSH_CONFIG // the lab's ssh_config; operators use their own ~/.ssh/config
+    // HDR_SSH_CONFIG: the lab's ssh_config; operators use their own ~/.ssh/config. An ssh_config can
+    // run commands (ProxyCommand, Match exec) by design, as ~/.ssh/config can: so this variable is the
+    // operator's own choice, never read from a .env file (docs/reliability.md). LocalCommand is off.
+    const cfg = process.env.HDR_SSH_CONFIG
     return [
       ...(cfg ? ['-F', cfg] : []),
       '-o', 'BatchMode=yes',
-      '-o', `ConnectTimeout=${process.env.HDR_SSH_CONNECT_TIMEOUT ?? '8'}`,
+      '-o', 'PermitLocalCommand=no',
+      '-o', `ConnectTimeout=${this.connectTimeout}`,
       '-o', 'ControlMaster=auto',
-      '-o', `ControlPath=${join(this.controlDir, 'cm-%C')}`,
+      '-o', `ControlPath=${join(this.dir(), 'cm-%C')}`,
       '-o', 'ControlPersist=300',
       '-o', 'ServerAliveInterval=15',
       '-o', 'ServerAliveCountMax=4',
@@ -112,9 +143,26 @@ export class Ssh {
 
   /** Closes the shared connection (the master would otherwise linger for ControlPersist). */
   async close(): Promise<void> {
-    if (this.connected) await exec('ssh', [...this.baseArgs(), '-O', 'exit', '--', this.target.host], { timeoutMs: 5_000 })
+    if (this.controlDir && this.commands > 0) await exec('ssh', [...this.baseArgs(), '-O', 'exit', '--', this.target.host], { timeoutMs: 5_000 })
+    this.release()
+  }
+
+  /** close() for an interrupt or process exit: synchronous, bounded (3 s). */
+  closeSync(): void {
+    if (this.controlDir && this.commands > 0) {
+      const env = { ...process.env }
+      delete env.BASH_ENV
+      delete env.ENV
+      spawnSync('ssh', [...this.baseArgs(), '-O', 'exit', '--', this.target.host], { stdio: 'ignore', timeout: 3000, env })
+    }
+    this.release()
+  }
+
+  private release(): void {
     this.connected = false
-    rmSync(this.controlDir, { recursive: true, force: true })
+    if (this.controlDir) rmSync(this.controlDir, { recursive: true, force: true })
+    this.controlDir = undefined
+    live.delete(this)
   }
 }
 

@@ -1,16 +1,76 @@
 // How every script starts and ends: parse args (usage errors before any I/O), --help, one top-level
-// catch that maps expected failures to the exit-code table, and a clear word when interrupted.
+// catch that maps expected failures to the exit-code table, and one handler for SIGINT, SIGTERM and
+// SIGHUP that tells the truth when interrupted.
+//
+// The interrupt handler (installed when a task runs as the program) is synchronous from start to end,
+// so the task's own code cannot run between its steps: it runs the registered cleanups (atInterrupt),
+// finishes the active report with exit 3 (a step "Interrupted by SIGTERM during '<step>'", then
+// "Aborted! " and the task's note, or else what report.changes says was done and what was started), closes every SSH master
+// (lib/ssh closeAllSync), sends SIGTERM to the local programs still running (lib/exec terminateAll),
+// and exits 3.
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DrError } from './errors.ts'
 import { helpText, parseCommand, type CommandSpec, type OptionSpec, type Parsed } from './args.ts'
 import { mark, redact, setJsonMode, warn } from './output.ts'
+import { activeReport } from './report.ts'
+import { closeAllSync } from './ssh.ts'
+import { terminateAll } from './exec.ts'
 
-let interruptNote: () => string = () => 'Nothing had been changed yet.'
+let interruptNote: (() => string) | undefined
+let interruptUndo: (() => string[]) | undefined
+const cleanups = new Set<() => void>()
 
-/** Tell the operator, if they press Ctrl-C now, what state things are in. */
-export function onInterrupt(note: () => string): void {
+/**
+ * Tell the operator, if the run is interrupted now, what state things are in (and, optionally, the
+ * undo lines). Without a note, the handler says what the report's changes record.
+ */
+export function onInterrupt(note: () => string, undo?: () => string[]): void {
   interruptNote = note
+  interruptUndo = undo
+}
+
+/** A synchronous cleanup to run if the run is interrupted (e.g. put a renamed file back). Returns its remover. */
+export function atInterrupt(cleanup: () => void): () => void {
+  cleanups.add(cleanup)
+  return () => void cleanups.delete(cleanup)
+}
+
+export const INTERRUPT_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+
+let interrupting = false
+/** The handler (exported for tests through a child process only; it ends the process). */
+function interrupted(signal: string): void {
+  if (interrupting) return
+  interrupting = true
+  const undone: string[] = []
+  for (const c of cleanups) {
+    try {
+      c()
+    } catch (e) {
+      undone.push(`A cleanup failed: ${e instanceof Error ? e.message : String(e)}`)
+    }
+  }
+  const report = activeReport()
+  const during = report?.running ? ` during '${report.running}'` : ''
+  const note = interruptNote?.() ?? report?.changeSummary() ?? 'Nothing had been changed yet.'
+  const summary = `${mark.fail} Aborted! ${note}`
+  const next = [...undone, ...(interruptUndo?.() ?? [])]
+  try {
+    if (report && !report.finished) {
+      report.facts.interrupted = { signal, during: report.running, changes: report.changes }
+      report.record(`Interrupted by ${signal}${during}`, 'failed')
+      report.finish({ exitCode: 3, summary, next })
+    } else {
+      warn(`\n${mark.fail} Interrupted by ${signal}${during}.`)
+      warn(summary)
+      for (const n of next) warn(`  ${n}`)
+    }
+  } finally {
+    terminateAll()
+    closeAllSync()
+    process.exit(3)
+  }
 }
 
 /** A task as code: what its npm script runs, and what `dr` runs in-process (the same code path). */
@@ -33,10 +93,7 @@ export function defineTask<O extends Record<string, OptionSpec>>(
 ): Task {
   const task: Task = { id: spec.id, run: (argv) => runBody(spec, body, argv) }
   if (isEntry(spec.id, moduleUrl)) {
-    process.once('SIGINT', () => {
-      warn(`\n${mark.fail} Aborted! ${interruptNote()}`)
-      process.exit(3)
-    })
+    for (const sig of INTERRUPT_SIGNALS) process.on(sig, () => interrupted(sig))
     void task.run(process.argv.slice(2)).then((code) => { process.exitCode = code })
   }
   return task

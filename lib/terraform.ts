@@ -81,7 +81,9 @@ export function parsePlan(stdout: string, exitCode: 0 | 2): PlanResult {
 // ---- the fallback override ------------------------------------------------------------------------
 
 export const OVERRIDE_FILE = 'backend_override.tf'
-const MARK = '# homelab-dr restore:state fallback'
+/** The first words of an override homelab-dr wrote. */
+export const OVERRIDE_MARK = '# homelab-dr restore:state fallback'
+const MARK = OVERRIDE_MARK
 
 /** backend_override.tf: the s3 backend replaced by a local one (override files replace nested blocks). */
 export function overrideText(env: string, local: { path?: string; workspaceDir?: string }, when = new Date()): string {

@@ -15,7 +15,7 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { writePrivate } from '../lib/files.ts'
-import { defineTask, onInterrupt } from '../lib/task.ts'
+import { atInterrupt, defineTask, onInterrupt } from '../lib/task.ts'
 import type { CommandSpec, Values } from '../lib/args.ts'
 import { DrError, usageError } from '../lib/errors.ts'
 import { loadConfig, findEnvironment, stateStore, backendConfigArgs, workspacesInS3, type Config, type Environment } from '../lib/config.ts'
@@ -23,12 +23,14 @@ import { mark, say } from '../lib/output.ts'
 import { confirm, declined } from '../lib/prompt.ts'
 import { execute, printPlan, type Plan } from '../lib/plan.ts'
 import { Report, type Outcome } from '../lib/report.ts'
-import { exists, getText, listVersions, openS3, probe, putText, s3Error, classify, type ObjectVersion, type S3 } from '../lib/s3.ts'
+import { exists, getText, listVersions, notAnswering, openS3, probe, putText, s3Error, classify, type ObjectVersion, type S3 } from '../lib/s3.ts'
 import {
   configResources, describeDiff, diffStates, importsSkeleton, localCopies, lockKey, mirrorDir, mirrorState, parseState,
   rollForward, sha256, stateDir, stateKey, tryParseState, type TfState,
 } from '../lib/state.ts'
 import * as tf from '../lib/terraform.ts'
+import { shQuote } from '../lib/ssh.ts'
+import { takeLock, type Lock } from '../lib/lock.ts'
 
 const ACTIONS = ['list', 'restore', 'fallback', 'return', 'snapshot'] as const
 type Action = (typeof ACTIONS)[number]
@@ -109,6 +111,7 @@ export const task = defineTask(spec, async ({ positionals, values }) => {
   const cfg = await loadConfig(values['tf-dir'], { lenient: true }) // no node needed here
   const report = new StateReport()
   let s3: S3 | undefined
+  let lock: Lock | undefined
   try {
     if (action === 'snapshot') return await snapshot(cfg, report, values)
     const env = findEnvironment(cfg, values.env)
@@ -117,6 +120,8 @@ export const task = defineTask(spec, async ({ positionals, values }) => {
     report.facts.environment = env.name
     report.facts.object = ctx.url
     if (action === 'list') return await list(ctx)
+    // One run at a time per environment (a dry run changes nothing: it takes no lock)
+    if (!values['dry-run']) lock = takeLock({ kind: 'environment', name: ctx.workspace === 'default' ? env.name : `${env.name}.${ctx.workspace}` }, 'restore:state')
     if (action === 'restore') return await restore(ctx, at)
     if (action === 'fallback') return await fallback(ctx)
     return await returnToS3(ctx)
@@ -124,6 +129,7 @@ export const task = defineTask(spec, async ({ positionals, values }) => {
     if (e instanceof DrError) return report.fail(e)
     throw e
   } finally {
+    lock?.release()
     s3?.close()
   }
 }, import.meta.url)
@@ -227,7 +233,7 @@ async function list(c: Ctx): Promise<number> {
   return c.report.finish({
     exitCode: 0,
     summary: `${states} version${states === 1 ? '' : 's'} of '${c.env.name}' state (${now}).`,
-    next: [`To make one current again: npm run restore:state -- restore --env ${c.env.name}${wsFlag(c)} --version <VERSION ID>`],
+    next: [`To make one current again: npm run restore:state -- restore ${envFlags(c)} --version <VERSION ID>`],
   })
 }
 
@@ -274,6 +280,7 @@ async function restore(c: Ctx, at: Date | undefined): Promise<number> {
   const dry = c.values['dry-run']
   // Preflight
   refuseWhileFallback(c)
+  await tf.verifyTerraform() // init + plan come after the write: know now that they can run
   await verifyS3Answers(c)
   // Only the chosen version and the current one are read: the request count does not grow with history.
   let chosen: string | undefined
@@ -318,8 +325,10 @@ async function restore(c: Ctx, at: Date | undefined): Promise<number> {
         command: `PUT ${c.url}`,
         mutates: true,
         run: async (d) => {
+          await refuseIfMoved(c, current)
           newVersion = await putText(c.s3, c.bucket, c.key, rolled.text).catch((e: unknown) => { throw s3Error(e, c.s3, `writing ${c.url}`) })
-          onInterrupt(() => `The state in S3 was rolled forward (new version ${newVersion}); the previous version ${current.versionId} is still in the bucket.`)
+          onInterrupt(() => `The state in S3 was rolled forward (new version ${newVersion}); the previous version ${current.versionId} is still in the bucket${safety.file ? `, and copied to ${safety.file}` : ''}.`,
+            () => [`To undo: npm run restore:state -- restore ${envFlags(c)} --version ${shQuote(current.versionId)}`])
           d.push(`new version ${newVersion ?? '(the server gave no version id)'}`)
         },
       },
@@ -328,9 +337,9 @@ async function restore(c: Ctx, at: Date | undefined): Promise<number> {
         mutates: true,
         run: async (d) => verifyRestored(c, rolled, target.state!, current, d),
       },
-      { title: 'terraform init', command: `terraform -chdir=${c.env.dir} init -input=false`, mutates: true, run: async () => tf.init(c.env.dir, backendConfigArgs(c.env), tfOpts(c)) },
+      { title: 'terraform init', command: `terraform -chdir=${shQuote(c.env.dir)} init -input=false`, mutates: true, run: async () => tf.init(c.env.dir, backendConfigArgs(c.env), tfOpts(c)) },
       {
-        title: 'terraform plan', command: `terraform -chdir=${c.env.dir} plan -detailed-exitcode`, mutates: true,
+        title: 'terraform plan', command: `terraform -chdir=${shQuote(c.env.dir)} plan -detailed-exitcode`, mutates: true,
         run: async (d) => {
           planResult = await tf.plan(c.env.dir, tfOpts(c))
           d.push(planResult.summary)
@@ -347,7 +356,7 @@ async function restore(c: Ctx, at: Date | undefined): Promise<number> {
   if (!dry && !(await confirm(`Make version ${target.versionId} the current state of '${c.env.name}'?`, c.values))) declined('the state restore')
 
   // Act (the safety copy is the first action), verify
-  const undo = `npm run restore:state -- restore --env ${c.env.name}${wsFlag(c)} --version ${current.versionId}`
+  const undo = `npm run restore:state -- restore ${envFlags(c)} --version ${shQuote(current.versionId)}`
   c.report.facts.target = { versionId: target.versionId, serial: target.state.serial, lineage: target.state.lineage }
   c.report.facts.previous = { versionId: current.versionId, serial: current.state?.serial }
   try {
@@ -373,7 +382,7 @@ async function restore(c: Ctx, at: Date | undefined): Promise<number> {
 function pickVersion(c: Ctx, versions: VersionInfo[], at: Date | undefined): VersionInfo {
   if (c.values.version !== undefined) {
     const v = versions.find((x) => x.versionId === c.values.version)
-    if (!v) throw new DrError('usage', `Version ${c.values.version} is not a version of ${c.url}.`, `Run \`list --env ${c.env.name}${wsFlag(c)}\` to see its versions. Nothing was changed.`)
+    if (!v) throw new DrError('usage', `Version ${c.values.version} is not a version of ${c.url}.`, `Run \`list ${envFlags(c)}\` to see its versions. Nothing was changed.`)
     if (v.deleteMarker) throw new DrError('usage', `Version ${v.versionId} is a delete marker, not a state.`, 'Pick a version with a serial (see list). Nothing was changed.')
     return v
   }
@@ -392,6 +401,23 @@ async function verifyNoLock(c: Ctx): Promise<void> {
   if (!held) return
   if (!c.values.force) throw new DrError('prerequisites', `The state is locked: s3://${c.bucket}/${lock} exists (a terraform run is in progress, or one crashed).`, 'Wait for it to finish; if no run is in progress, re-run with --force. Nothing was changed.')
   c.report.record(`Lock s3://${c.bucket}/${lock} exists`, 'warning', ['ignored because of --force'])
+}
+
+/**
+ * Just before the write: the current version and the lock are read again. An apply that landed while
+ * the operator read the plan (a new current version, or its lock held now) is never superseded.
+ */
+async function refuseIfMoved(c: Ctx, current: ObjectVersion): Promise<void> {
+  const latest = await listVersions(c.s3, c.bucket, c.key).then((vs) => vs.find((v) => v.isLatest), (e: unknown) => { throw s3Error(e, c.s3, `reading the versions of ${c.url} again`) })
+  if (latest?.versionId !== current.versionId) {
+    throw new DrError('prerequisites', `The state changed while the plan was shown: the current version of ${c.url} is now ${latest?.versionId ?? '(none)'}, not ${current.versionId}. S3 was not written.`,
+      `Someone (a terraform apply?) wrote the state in between. Look again: npm run restore:state -- list ${envFlags(c)}`)
+  }
+  const lock = lockKey(c.key)
+  const held = await exists(c.s3, c.bucket, lock).catch((e: unknown) => { throw s3Error(e, c.s3, `checking ${lock}`) })
+  if (held && !c.values.force) {
+    throw new DrError('prerequisites', `The state was locked while the plan was shown: s3://${c.bucket}/${lock} exists (a terraform run started). S3 was not written.`, 'Wait for it to finish, then run the restore again.')
+  }
 }
 
 async function verifyRestored(c: Ctx, rolled: { text: string; serial: number }, target: TfState, previous: ObjectVersion, d: string[]): Promise<void> {
@@ -415,7 +441,7 @@ async function fallback(c: Ctx): Promise<number> {
   const dry = c.values['dry-run']
   // Preflight
   const override = tf.readOverride(c.env.dir)
-  if (override.state === 'ours') throw new DrError('prerequisites', `'${c.env.name}' is already on its local fallback backend (${override.file}).`, `When S3 answers again: npm run restore:state -- return --env ${c.env.name}${wsFlag(c)}`)
+  if (override.state === 'ours') throw new DrError('prerequisites', `'${c.env.name}' is already on its local fallback backend (${override.file}).`, `When S3 answers again: npm run restore:state -- return ${envFlags(c)}`)
   if (override.state === 'foreign') throw new DrError('prerequisites', `${override.file} exists and was not written by homelab-dr; refusing to replace it.`)
   const answer = await probe(c.s3, c.bucket)
   if (answer !== 'unreachable') {
@@ -429,7 +455,7 @@ async function fallback(c: Ctx): Promise<number> {
 
   // Plan
   const plan: Plan = {
-    title: `Fall back to a local backend for '${c.env.name}' (S3 at ${c.s3.endpoint} does not answer)`,
+    title: `Fall back to a local backend for '${c.env.name}' (${notAnswering(c.s3)})`,
     facts: [
       ['state', `serial ${best.state.serial}, lineage ${best.state.lineage}, saved ${iso(best.mtime)}`],
       ['from', best.file],
@@ -439,18 +465,23 @@ async function fallback(c: Ctx): Promise<number> {
     actions: [
       { title: `Put the local copy in place (${local.file})`, mutates: true, run: async (d) => void d.push(copyPrivate(best.file, local.file)) },
       { title: `Write ${tf.OVERRIDE_FILE} (backend "local")`, command: join(c.env.dir, tf.OVERRIDE_FILE), mutates: true, run: async () => writeFileSync(join(c.env.dir, tf.OVERRIDE_FILE), tf.overrideText(c.env.name, local.backend)) },
-      { title: 'terraform init -reconfigure', command: `terraform -chdir=${c.env.dir} init -reconfigure -input=false`, mutates: true, run: async () => tf.init(c.env.dir, ['-reconfigure'], tfOpts(c)) },
+      { title: 'terraform init -reconfigure', command: `terraform -chdir=${shQuote(c.env.dir)} init -reconfigure -input=false`, mutates: true, run: async () => tf.init(c.env.dir, ['-reconfigure'], tfOpts(c)) },
     ],
   }
   printPlan(plan)
   if (!dry && !(await confirm(`Switch '${c.env.name}' to the local state (serial ${best.state.serial})?`, c.values))) declined('the fallback')
 
-  // Act; undo the override if init fails
+  // Act; undo the override if init fails or the run is interrupted before it finished
+  const overrideFile = join(c.env.dir, tf.OVERRIDE_FILE)
+  const unwrite = () => rmSync(overrideFile, { force: true })
+  const dropCleanup = atInterrupt(() => existsSync(overrideFile) && (unwrite(), c.report.record(`Removed ${overrideFile} again: '${c.env.name}' still uses S3`, 'warning')))
   try {
     await execute(plan, c.report, dry)
   } catch (e) {
-    rmSync(join(c.env.dir, tf.OVERRIDE_FILE), { force: true })
+    unwrite()
     throw e
+  } finally {
+    dropCleanup()
   }
   if (dry) return c.report.finish({ exitCode: 0, summary: `${mark.dry} Dry run: nothing was changed (no override, no terraform).` })
 
@@ -461,7 +492,7 @@ async function fallback(c: Ctx): Promise<number> {
   return c.report.finish({
     exitCode: verdict,
     summary: `${verdict === 0 ? mark.ok : mark.fail} '${c.env.name}' now uses the local state ${local.file}: ${using}.`,
-    next: [`terraform works as usual in ${c.env.dir}. When MinIO answers again: npm run restore:state -- return --env ${c.env.name}${wsFlag(c)}`],
+    next: [`terraform works as usual in ${c.env.dir}. When MinIO answers again: npm run restore:state -- return ${envFlags(c)}`],
   })
 }
 
@@ -479,7 +510,7 @@ async function stateLost(c: Ctx): Promise<number> {
   if (!c.values['dry-run']) writePrivate(file, importsSkeleton(c.env.name, resources))
   c.report.facts.stateLost = true
   c.report.facts.importsFile = file
-  return c.report.fail(new DrError('prerequisites', `The Terraform state of '${c.env.name}' is lost: S3 at ${c.s3.endpoint} does not answer and there is no local copy in ${mirrorDir(c.env.name, c.workspace)}.`), [
+  return c.report.fail(new DrError('prerequisites', `The Terraform state of '${c.env.name}' is lost: ${notAnswering(c.s3)} and there is no local copy in ${mirrorDir(c.env.name, c.workspace)}.`), [
     `${c.values['dry-run'] ? 'Would write' : 'Wrote'} ${file}: one import block for each of the ${resources.length} resources in ${c.env.dir}, ids left for you to fill.`,
     'Bring S3 back first (MinIO running with its bucket), fill the ids, copy the file into the environment folder, then: terraform init && terraform plan (only imports) && terraform apply.',
   ])
@@ -490,6 +521,7 @@ async function stateLost(c: Ctx): Promise<number> {
 async function returnToS3(c: Ctx): Promise<number> {
   const dry = c.values['dry-run']
   // Preflight
+  resumeInterruptedReturn(c)
   const override = tf.readOverride(c.env.dir)
   if (override.state !== 'ours') throw new DrError('prerequisites', `'${c.env.name}' is not on a homelab-dr fallback backend (no ${tf.OVERRIDE_FILE} of ours in ${c.env.dir}): nothing to return.`)
   await verifyS3Answers(c)
@@ -525,19 +557,27 @@ async function returnToS3(c: Ctx): Promise<number> {
         // from the serial, and into an empty bucket writes serial 1 with a NEW lineage. So the exact local
         // bytes go to S3 first; the migration then only re-points terraform at S3.
         title: `Write the local state to ${c.url} (serial ${local.serial}, lineage ${local.lineage})`, command: `PUT ${c.url}`, mutates: true,
-        run: async (d) => void d.push(`version ${await putText(c.s3, c.bucket, c.key, localText).catch((e: unknown) => { throw s3Error(e, c.s3, `writing ${c.url}`) })}`),
+        run: async (d) => {
+          const now = await getText(c.s3, c.bucket, c.key).then((r) => r.text, (e: unknown) => (classify(e) === 'not-found' ? undefined : Promise.reject(s3Error(e, c.s3, `reading ${c.url} again`))))
+          if (now !== remote) throw new DrError('prerequisites', `The state in ${c.url} changed while the plan was shown. S3 was not written; '${c.env.name}' stays on its local state.`, `Look at it, then run return again: npm run restore:state -- return ${envFlags(c)}`)
+          d.push(`version ${await putText(c.s3, c.bucket, c.key, localText).catch((e: unknown) => { throw s3Error(e, c.s3, `writing ${c.url}`) })}`)
+        },
       },
       { title: `Remove ${tf.OVERRIDE_FILE}`, command: override.file, mutates: true, run: async () => renameSync(override.file, `${override.file}.returned`) },
-      { title: 'terraform init -migrate-state -force-copy', command: `terraform -chdir=${c.env.dir} init -migrate-state -force-copy -input=false`, mutates: true, run: async () => tf.init(c.env.dir, ['-migrate-state', '-force-copy', ...backendConfigArgs(c.env)], tfOpts(c)) },
+      { title: 'terraform init -migrate-state -force-copy', command: `terraform -chdir=${shQuote(c.env.dir)} init -migrate-state -force-copy -input=false`, mutates: true, run: async () => tf.init(c.env.dir, ['-migrate-state', '-force-copy', ...backendConfigArgs(c.env)], tfOpts(c)) },
     ],
   }
   printPlan(plan)
   if (!dry && !(await confirm(`Migrate '${c.env.name}' back to S3 (serial ${local.serial})?`, c.values))) declined('the return to S3')
+  const putBack = () => existsSync(`${override.file}.returned`) && (renameSync(`${override.file}.returned`, override.file), true) // still on local: nothing lost
+  const dropCleanup = atInterrupt(() => putBack() && c.report.record(`Put ${override.file} back: '${c.env.name}' stays on its local state; run return again`, 'warning'))
   try {
     await execute(plan, c.report, dry)
   } catch (e) {
-    if (existsSync(`${override.file}.returned`)) renameSync(`${override.file}.returned`, override.file) // still on local: nothing lost
+    putBack()
     throw e
+  } finally {
+    dropCleanup()
   }
   if (dry) return c.report.finish({ exitCode: 0, summary: `${mark.dry} Dry run: nothing was changed.` })
   rmSync(`${override.file}.returned`, { force: true })
@@ -555,6 +595,19 @@ async function returnToS3(c: Ctx): Promise<number> {
     summary: `${verdict === 0 ? mark.ok : mark.fail} '${c.env.name}' is back on S3 (${c.url}) with serial ${local.serial}, lineage ${local.lineage}.`,
     next: [`The local copy stays as a backup: ${localFile}`],
   })
+}
+
+/**
+ * A return that was killed between renaming the override away and finishing init leaves
+ * backend_override.tf.returned and no override: put it back (it is ours), so return can run again.
+ */
+function resumeInterruptedReturn(c: Ctx): void {
+  const file = join(c.env.dir, tf.OVERRIDE_FILE)
+  if (existsSync(file) || !existsSync(`${file}.returned`)) return
+  if (!readFileSync(`${file}.returned`, 'utf8').startsWith(tf.OVERRIDE_MARK)) return
+  if (c.values['dry-run']) return void c.report.record(`An interrupted return left ${file}.returned: it would be put back first`, 'dry-run')
+  renameSync(`${file}.returned`, file)
+  c.report.record(`An interrupted return left ${file}.returned: put it back, '${c.env.name}' is on its local state`, 'warning')
 }
 
 // ---- snapshot ---------------------------------------------------------------------------------------
@@ -614,9 +667,9 @@ async function verifyS3Answers(c: Ctx): Promise<void> {
   if (answer === 'up') return
   if (answer === 'unreachable') {
     const copies = localCopies(c.env.name, c.workspace)
-    throw new DrError('prerequisites', `S3 at ${c.s3.endpoint} does not answer.`, copies[0]
-      ? `A local copy exists (serial ${copies[0].state.serial}, ${copies[0].file}): npm run restore:state -- fallback --env ${c.env.name}${wsFlag(c)}`
-      : `There is no local copy either: npm run restore:state -- fallback --env ${c.env.name} explains how to rebuild the state.`)
+    throw new DrError('prerequisites', `${notAnswering(c.s3)}.`, copies[0]
+      ? `A local copy exists (serial ${copies[0].state.serial}, ${copies[0].file}): npm run restore:state -- fallback ${envFlags(c)}`
+      : `There is no local copy either: npm run restore:state -- fallback ${envFlags(c)} explains how to rebuild the state.`)
   }
   throw s3Error(Object.assign(new Error(answer), { name: answer === 'credentials' ? 'AccessDenied' : answer === 'no-bucket' ? 'NoSuchBucket' : answer }), c.s3, `checking bucket ${c.bucket}`)
 }
@@ -627,7 +680,7 @@ function noStateInS3(c: Ctx): DrError {
 
 function refuseWhileFallback(c: Ctx): void {
   const o = tf.readOverride(c.env.dir)
-  if (o.state !== 'absent') throw new DrError('prerequisites', `'${c.env.name}' is on a local backend (${o.file}): restoring the S3 state would not be used.`, `Run npm run restore:state -- return --env ${c.env.name} first.`)
+  if (o.state !== 'absent') throw new DrError('prerequisites', `'${c.env.name}' is on a local backend (${o.file}): restoring the S3 state would not be used.`, `Run npm run restore:state -- return ${envFlags(c)} first.`)
 }
 
 /** EF-006: the state about to be replaced, kept in the mirror (mode 0600). Returns the file. */
@@ -671,7 +724,11 @@ function tfOpts(c: Ctx): tf.TfRunOptions {
   return { creds: c.creds, workspace: c.workspace }
 }
 function wsFlag(c: Ctx): string {
-  return c.workspace === 'default' ? '' : ` --workspace ${c.workspace}`
+  return c.workspace === 'default' ? '' : ` --workspace ${shQuote(c.workspace)}`
+}
+/** `--env NAME [--workspace W]`, each value quoted for copy-paste into a shell. */
+function envFlags(c: Ctx): string {
+  return `--env ${shQuote(c.env.name)}${wsFlag(c)}`
 }
 function iso(d: Date): string {
   return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z')

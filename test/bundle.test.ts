@@ -2,16 +2,20 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3'
+import { tempDir } from './tmp.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tasks from '../tasks.json' with { type: 'json' }
+import pkg from '../package.json' with { type: 'json' }
+import { createServer } from 'node:net'
+import { readFileSync } from 'node:fs'
 import { labEnv, labUp, FIXTURE, LAB_DIR } from './lab/lab.ts'
 import { calls, lock, reset } from './lab/node.ts'
 import * as s3lab from './lab/s3.ts'
 
-const empty = mkdtempSync(join(tmpdir(), 'hdr-bundle-'))
+const empty = tempDir('hdr-bundle-')
 
 test.before(() => {
   execFileSync('npm', ['run', '-s', 'bundle'], { stdio: 'pipe' })
@@ -28,6 +32,35 @@ test('every bundle answers --help with bare node and no node_modules', () => {
     assert.ok(r.stdout.startsWith(`${t.id} — `), t.id)
     assert.ok(r.stdout.includes('Exit codes:'), t.id)
   }
+})
+
+const engines = Number(/^>=\s*(\d+)/.exec(pkg.engines.node)![1])
+
+test('bundles claim the Node.js they need (package.json engines): the banner refuses an older node, exit 4, one sentence', () => {
+  assert.ok(engines >= 20, 'the AWS SDK v3 needs Node 20')
+  assert.ok(Number(process.versions.node.split('.')[0]) >= engines, `the tests run on Node ${process.versions.node}, below engines ${pkg.engines.node}`)
+  const older = `${engines - 2}.19.0`
+  for (const t of tasks.tasks) {
+    const file = `${t.id.replace(':', '-')}.mjs`
+    assert.ok(readFileSync(join(empty, file), 'utf8').includes(`< ${engines}) {`), `${file} does not check Node ${engines}`)
+    const r = spawnSync(process.execPath, ['--import', `data:text/javascript,Object.defineProperty(process.versions,"node",{value:"${older}"})`, join(empty, file), '--help'], { cwd: empty, encoding: 'utf8' })
+    assert.is(r.status, 4, `${t.id}: ${r.stderr}`)
+    assert.is(r.stderr.split('\n')[0], `✗ homelab-dr needs Node.js ${engines} or later; this is Node.js ${older}. Nothing was changed.`)
+  }
+})
+
+test('the bundled S3 SDK runs on this node and its calls are bounded: verify:backups --states against a hung S3, exit 4', async () => {
+  const server = createServer(() => {}) // accepts, never answers
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res))
+  const port = (server.address() as { port: number }).port
+  const repo = join(empty, 'hung')
+  mkdirSync(join(repo, 'environments', 'prod'), { recursive: true })
+  writeFileSync(join(repo, 'terraform.tfvars'), readFileSync(join(FIXTURE, 'terraform.tfvars'), 'utf8').replace(/minio_ip\s*=.*/, 'minio_ip = "127.0.0.1"').replace(/minio_port\s*=.*/, `minio_port = ${port}`))
+  writeFileSync(join(repo, 'environments', 'prod', 'main.tf'), readFileSync(join(FIXTURE, 'environments', 'prod', 'main.tf'), 'utf8').replace('http://127.0.0.4:9000', `http://127.0.0.1:${port}`))
+  const r = run('verify-backups.mjs', ['--no-files', '--states', '--tf-dir', repo], { HDR_REPORTS_DIR: join(empty, 'reports') })
+  server.close()
+  assert.is(r.status, 4, r.stderr)
+  assert.match(r.stderr, new RegExp(`✗ MinIO at http://127\\.0\\.0\\.1:${port} did not answer in \\d+ s`))
 })
 
 test('the bundled HCL parser (inlined wasm) reads tfvars and reports file:line:col', () => {
@@ -67,7 +100,5 @@ test('the bundled S3 SDK (embedded, compiled on first use) lists the state versi
   assert.is(r.status, 0, r.stderr)
   assert.ok(r.stdout.includes(put.VersionId!), r.stdout)
 })
-
-test.after(() => rmSync(empty, { recursive: true, force: true }))
 
 test.run()

@@ -1,6 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tempDir } from './tmp.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,7 +11,7 @@ import { redact } from '../lib/output.ts'
 
 /** A small homelab repo: top-level tfvars, two environments with s3 backends. */
 function homelab(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'hdr-cfg-'))
+  const dir = tempDir('hdr-cfg-')
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(dir, name, '..'), { recursive: true })
     writeFileSync(join(dir, name), text)

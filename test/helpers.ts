@@ -1,6 +1,6 @@
 // Running a task the way an operator does, against the lab, and reading what it printed.
 import { spawn } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tasks from '../tasks.json' with { type: 'json' }
@@ -33,14 +33,24 @@ export function scriptOf(task: string): string {
 
 /** Runs `npm run <task> -- args` (as node --import tsx scripts/…), against the lab. */
 export function runTask(task: string, args: string[], opts: RunOpts = {}): Promise<RunOutput> {
-  const reports = mkdtempSync(join(tmpdir(), 'hdr-reports-'))
-  const env = labEnv({ HDR_REPORTS_DIR: reports, ...opts.env })
+  const env = labEnv({ HDR_REPORTS_DIR: opts.env?.HDR_REPORTS_DIR ?? reportsDir(), ...opts.env })
   const argv = [process.execPath, '--import', 'tsx', scriptOf(task), ...args]
   if (opts.tty) {
     const line = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
     return spawnCollect('script', ['-qefc', line, '/dev/null'], env, opts)
   }
   return spawnCollect(argv[0]!, argv.slice(1), env, opts)
+}
+
+let reports: string | undefined
+/** One reports folder per test process (tests read the files after the run), removed when it exits. */
+function reportsDir(): string {
+  if (!reports) {
+    const dir = mkdtempSync(join(tmpdir(), 'hdr-reports-'))
+    reports = dir
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+  }
+  return reports
 }
 
 function spawnCollect(cmd: string, args: string[], env: NodeJS.ProcessEnv, opts: RunOpts): Promise<RunOutput> {

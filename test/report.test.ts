@@ -1,6 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, readFileSync, statSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
+import { tempDir } from './tmp.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Report } from '../lib/report.ts'
@@ -21,7 +22,7 @@ function capture(fn: () => Promise<void> | void): Promise<string> {
 }
 
 test('EF-003 the report file records every step, is mode 0600 and carries no secret', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hdr-rep-'))
+  const dir = tempDir('hdr-rep-')
   process.env.HDR_REPORTS_DIR = dir
   registerSecret('hunter2-secret')
   const r = new Report('restore:vm')
@@ -42,7 +43,7 @@ test('EF-003 the report file records every step, is mode 0600 and carries no sec
 })
 
 test('EF-007 a dry run records mutating actions without running them; probes still run', async () => {
-  process.env.HDR_REPORTS_DIR = mkdtempSync(join(tmpdir(), 'hdr-rep-'))
+  process.env.HDR_REPORTS_DIR = tempDir('hdr-rep-')
   const ran: string[] = []
   const plan: Plan = {
     title: 'Plan',
@@ -60,7 +61,7 @@ test('EF-007 a dry run records mutating actions without running them; probes sti
 })
 
 test('check(): details join the ✓ line; a failure is recorded once, printed only with showFailure', async () => {
-  process.env.HDR_REPORTS_DIR = mkdtempSync(join(tmpdir(), 'hdr-rep-'))
+  process.env.HDR_REPORTS_DIR = tempDir('hdr-rep-')
   const r = new Report('restore:vm')
   const out = await capture(async () => {
     await r.check('Backup storage active', async (d) => void d.push("'local'"))

@@ -3,7 +3,8 @@
 //   node --import tsx test/state.test.ts
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { tempDir } from './tmp.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
@@ -103,7 +104,7 @@ test('stateKey and lockKey follow the s3 backend (backend_state.go path())', () 
 })
 
 test('mirror: <serial>.tfstate mode 0600, never overwritten with other content, newest serial first', () => {
-  process.env.HDR_STATE_DIR = mkdtempSync(join(tmpdir(), 'hdr-state-unit-'))
+  process.env.HDR_STATE_DIR = tempDir('hdr-state-unit-')
   const s = real()
   const a = mirrorState('prod', undefined, REAL, s)
   assert.is(a.file, join(process.env.HDR_STATE_DIR, 'prod', '7.tfstate'))
@@ -154,7 +155,7 @@ Plan: 1 to add, 0 to change, 2 to destroy.
 })
 
 test('backend_override.tf: ours is recognised with its path; a foreign one is not ours', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hdr-override-'))
+  const dir = tempDir('hdr-override-')
   assert.equal(readOverride(dir), { state: 'absent' })
   writeFileSync(join(dir, 'backend_override.tf'), overrideText('prod', { path: '/x/y "z".tfstate' }))
   assert.equal(readOverride(dir), { state: 'ours', file: join(dir, 'backend_override.tf'), path: '/x/y "z".tfstate' })

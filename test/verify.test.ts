@@ -5,7 +5,8 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { tempDir } from './tmp.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeVma } from './lab/pve-sim/lib/vma.mjs'
@@ -17,7 +18,7 @@ import {
 } from '../lib/verify.ts'
 
 const SIM_BIN = join(import.meta.dirname, 'lab', 'pve-sim', 'bin')
-const dir = mkdtempSync(join(tmpdir(), 'hdr-verify-'))
+const dir = tempDir('hdr-verify-')
 const sh = (cmd: string, args: string[], input?: Buffer) => {
   const r = spawnSync(cmd, args, { input })
   if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`)
