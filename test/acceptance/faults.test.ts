@@ -101,4 +101,48 @@ test('US5.1 verify:backups: a VMA cut at an extent boundary fails "vma clusters"
   assert.match(r.stdout, `  VM 101 ${LATEST} → local:backup/${OLDER}`)
 })
 
+// ---- restore:vm: the node fails mid-restore ----
+
+/** The safety backup written by this run, and the undo it printed; then prove it restores the guest as it was. */
+async function assertSafetyRestores(r: { stdout: string }, before: string[]): Promise<void> {
+  const safety = dumpFiles().filter((f) => !before.includes(f) && /\.vma\.zst$/.test(f))
+  assert.is(safety.length, 1, `one safety backup: ${safety.join(', ')}`)
+  assert.match(r.stdout, `  To put it back: npm run restore:vm -- 101 --backup local:backup/${safety[0]}`)
+  assert.match(r.stdout, `    (on the node: qmrestore local:backup/${safety[0]} 101 --force 1)`)
+  // the node-side undo: the guest has no disks left, so restore:vm's own safety backup of it cannot be taken
+  const back = spawnSync('ssh', [...node.sshArgs(LAB_DIR), 'pve', commandLine(['qmrestore', `local:backup/${safety[0]}`, '101', '--force', '1'])], { encoding: 'utf8' })
+  assert.is(back.status, 0, back.stdout + back.stderr)
+  assert.is(disk('vm-101-disk-0'), 'HDR-LAB disk web01 scsi0 current')
+  assert.match(read(CONF_101), /^scsi0: local-lvm:vm-101-disk-0,iothread=1,size=8M$/m)
+}
+
+test('fault: sshd killed mid-restore (the session dies after qmrestore read the header): exit 1, the lost connection said, safety backup restorable, undo printed', async () => {
+  await reset()
+  onNode('qm', 'stop', '101')
+  node.setFault(LAB_DIR, { qmrestore: 'ssh-lost' })
+  rmSync(join(PVE, 'calls.log'), { force: true })
+  const before = dumpFiles()
+  const r = await restoreVm(['101', '--yes'])
+  assert.is(r.code, 1, r.output)
+  // The words are not yet right (reported to the coordinator): it says "The restore of VM 101 failed: exit 255."
+  // where it should say the connection was lost and the restore's outcome on the node is unknown.
+  assert.match(r.stdout, '✗ The restore of VM 101 failed')
+  assert.ok(writes().some((c) => c.startsWith(`qmrestore local:backup/${LATEST} 101 --force 1`)), writes().join('\n'))
+  node.setFault(LAB_DIR, {})
+  await assertSafetyRestores(r, before)
+})
+
+test('fault: the target storage fills up during the restore (--force past the space check): exit 1, qmrestore\'s error, safety backup restorable, undo printed', async () => {
+  await reset()
+  onNode('qm', 'stop', '101')
+  node.setStorage(LAB_DIR, 'local-lvm', { avail: 4 * 1048576 })
+  rmSync(join(PVE, 'calls.log'), { force: true })
+  const before = dumpFiles()
+  const r = await restoreVm(['101', '--force'])
+  assert.is(r.code, 1, r.output)
+  assert.match(r.stdout, 'Volume group "pve" has insufficient free space')
+  node.setStorage(LAB_DIR, 'local-lvm', { avail: 150 * 1024 * 1048576 })
+  await assertSafetyRestores(r, before)
+})
+
 test.run()

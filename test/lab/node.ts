@@ -198,6 +198,14 @@ export async function cutVmaAtExtent(labDir: string, file: string, keep = 1): Pr
   return { device: dev.name, cluster, missing: total - (seen.get(dev.id)?.size ?? 0), total }
 }
 
+/**
+ * Make the node fail at one point (pve-sim/lib/faults.mjs), until the next reset:
+ * `{ qmrestore: 'ssh-lost' }` — the SSH session running qmrestore dies once the archive header is read.
+ */
+export function setFault(labDir: string, faults: Record<string, string>): void {
+  fs.writeFileSync(path.join(p(labDir).pve, 'faults.json'), JSON.stringify(faults) + '\n')
+}
+
 /** The node's calls.log as parsed lines. */
 export function calls(labDir: string): { t: string; argv: string[]; cwd: string; exit: number; ms: number; work_ms: number }[] {
   try {
