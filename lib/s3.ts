@@ -127,6 +127,10 @@ export async function listVersions(s3: S3, bucket: string, key: string): Promise
     if (!r.IsTruncated) break
     // Past our key: the rest of the listing is other keys sharing the prefix (e.g. <key>.tflock).
     if (r.NextKeyMarker !== key) break
+    // A page that does not move the listing on would be asked for again forever (found by test/fuzz.test.ts).
+    if (!r.NextVersionIdMarker || (KeyMarker === key && r.NextVersionIdMarker === VersionIdMarker)) {
+      throw new DrError('failed', `The S3 server's listing of the versions of s3://${bucket}/${key} does not move on (it repeated its page after ${out.length} versions).`)
+    }
     KeyMarker = r.NextKeyMarker
     VersionIdMarker = r.NextVersionIdMarker
   }

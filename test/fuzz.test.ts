@@ -16,6 +16,7 @@ import { guestAddress, guestDisks, parseGuestConfig, Pve } from '../lib/pve.ts'
 import { tryParseState } from '../lib/state.ts'
 import { parseVarFile } from '../lib/tfvars.ts'
 import type { Ssh } from '../lib/ssh.ts'
+import { listVersions, type S3 } from '../lib/s3.ts'
 
 const RUNS = { numRuns: 300 }
 /** Runs fn; a DrError is an answer, anything else thrown is a crash. */
@@ -187,6 +188,40 @@ test('state versions: any object body is a valid state (version 4, integer seria
     assert.ok(typeof r.state.lineage === 'string' && r.state.lineage !== '')
     assert.ok(Array.isArray(r.state.resources))
   }), RUNS)
+})
+
+test('S3 listings: any sequence of ListObjectVersions pages gives exactly the versions of the key, newest first, and ends (a server repeating its page cannot loop it forever)', async () => {
+  const KEY = 'prod/terraform.tfstate'
+  const entry = fc.record({
+    Key: fc.constantFrom(KEY, `${KEY}.tflock`, 'prod/other', undefined),
+    VersionId: fc.option(fc.stringMatching(/^[a-zA-Z0-9.]{1,8}$/), { nil: undefined }),
+    LastModified: fc.option(fc.date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true }), { nil: undefined }),
+    IsLatest: fc.option(fc.boolean(), { nil: undefined }),
+    Size: fc.option(fc.nat(), { nil: undefined }),
+  })
+  const page = fc.record({
+    Versions: fc.option(fc.array(entry, { maxLength: 4 }), { nil: undefined }),
+    DeleteMarkers: fc.option(fc.array(entry, { maxLength: 2 }), { nil: undefined }),
+    IsTruncated: fc.option(fc.boolean(), { nil: undefined }),
+    NextKeyMarker: fc.option(fc.constantFrom(KEY, `${KEY}.tflock`), { nil: undefined }),
+    NextVersionIdMarker: fc.option(fc.constantFrom('a', 'b'), { nil: undefined }),
+  })
+  await fc.assert(fc.asyncProperty(fc.array(page, { minLength: 1, maxLength: 4 }), fc.boolean(), async (pages, repeatLast) => {
+    let sent = 0
+    const s3 = {
+      sdk: { ListObjectVersionsCommand: class { constructor(readonly input: unknown) {} } },
+      client: { send: async () => { const p = pages[Math.min(sent++, pages.length - 1)]!; return sent > pages.length && !repeatLast ? { IsTruncated: false } : p } },
+    } as unknown as S3
+    const r = await outcomeAsync(() => listVersions(s3, 'tfstate', KEY))
+    assert.ok(sent <= pages.length + 1, `${sent} requests for ${pages.length} pages`)
+    if ('error' in r) { assert.match(r.error.message, `versions of s3://tfstate/${KEY} does not move on`); return }
+    const got = r.value
+    for (const v of got) { assert.type(v.versionId, 'string'); assert.ok(v.versionId.length > 0); assert.ok(v.lastModified instanceof Date) }
+    for (let i = 1; i < got.length; i++) {
+      const [a, b] = [got[i - 1]!, got[i]!]
+      assert.ok(Number(a.isLatest) > Number(b.isLatest) || (a.isLatest === b.isLatest && a.lastModified >= b.lastModified), 'newest first, latest on top')
+    }
+  }), { numRuns: 300 })
 })
 
 test('tfvars: generated HCL (strings with escapes, numbers, bools, lists, maps) reads back as the same values; broken HCL is a DrError naming the file', async () => {
