@@ -8,7 +8,7 @@ import { basename, join, relative, resolve } from 'node:path'
 import { parse as parseDotenv } from 'dotenv'
 import { DrError } from './errors.ts'
 import { registerSecret } from './output.ts'
-import type { S3 } from './s3.ts'
+import { listKeys, type S3 } from './s3.ts'
 import type { NodeTarget } from './ssh.ts'
 import {
   at, attributeLine, isOverride, lineOf, parseBackendFile, parseEnvVar, parseVarFile, readFolder, varFilesIn,
@@ -734,15 +734,10 @@ export async function workspacesInS3(s3: S3, env: Environment): Promise<string[]
   if (!env.bucket || !env.key) return []
   const prefix = `${env.workspaceKeyPrefix}/`
   const found = new Set<string>()
-  let token: string | undefined
-  do {
-    const r = await s3.client.send(new s3.sdk.ListObjectsV2Command({ Bucket: env.bucket, Prefix: prefix, ContinuationToken: token }))
-    for (const o of r.Contents ?? []) {
-      const rest = o.Key?.slice(prefix.length) ?? ''
-      const slash = rest.indexOf('/')
-      if (slash > 0 && rest.slice(slash + 1) === env.key) found.add(rest.slice(0, slash))
-    }
-    token = r.IsTruncated ? r.NextContinuationToken : undefined
-  } while (token)
+  for (const k of await listKeys(s3, env.bucket, prefix)) {
+    const rest = k.slice(prefix.length)
+    const slash = rest.indexOf('/')
+    if (slash > 0 && rest.slice(slash + 1) === env.key) found.add(rest.slice(0, slash))
+  }
   return [...found].sort()
 }

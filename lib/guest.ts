@@ -5,6 +5,7 @@ import { DrError } from './errors.ts'
 import { exec } from './exec.ts'
 import { guestAddress, guestDisks, kindWord, lastLine, parseGuestConfig, tool, type GuestConfig, type Pve } from './pve.ts'
 import { Ssh } from './ssh.ts'
+import { DEFINE_CLUSTER_READER, MISSING_CLUSTERS_EXIT, missingClustersMessage, parseMissingClusters, withoutClusterLines } from './vma.ts'
 import type { Backup, GuestType } from './backups.ts'
 import type { Config } from './config.ts'
 
@@ -63,14 +64,15 @@ const TEST: Record<string, string[]> = { gz: ['gzip', '-t'], lzo: ['lzop', '-t']
 /** What the probe runs on the node, for the plan and the report. */
 export function probeDescription(b: Backup): string {
   const c = b.compression
-  if (b.format.startsWith('vma')) return `${c ? (DECOMPRESS[c] ?? []).join(' ') : 'cat'} FILE | vma verify -`
+  if (b.format.startsWith('vma')) return `${c ? (DECOMPRESS[c] ?? []).join(' ') : 'cat'} FILE | vma verify -, every cluster counted`
   return c ? `${(TEST[c] ?? []).join(' ')} FILE` : 'tar -tf FILE'
 }
 
 /**
  * EC-4, in one round trip: the configuration inside the backup (`pvesm extractconfig`, which reads
  * only the header), then the whole archive once: the compression stream (its frames and checksums)
- * and, for a VMA, the header MD5 and every extent (`vma verify`). extractconfig alone passes a
+ * and, for a VMA, the header MD5 and every extent (`vma verify`) and every device's clusters (lib/vma.ts:
+ * `vma verify` passes an archive cut at an extent boundary). extractconfig alone passes a
  * truncated archive, and a damaged VMA header only fails qmrestore after 60 s — after the old guest's
  * disks are gone. Returns the file's path and the guest config; throws a sentence naming the file.
  */
@@ -85,7 +87,11 @@ export async function probeArchive(pve: Pve, b: Backup): Promise<{ path: string;
     'pvesm extractconfig "$1" || exit 91',
     `printf '\\n\\036\\n'`,
     'kind=$2; shift 2',
-    'if [ "$kind" = vma ]; then set -o pipefail; "$@" "$p" | vma verify -; else "$@" "$p" >/dev/null; fi',
+    'if [ "$kind" != vma ]; then exec "$@" "$p" >/dev/null; fi',
+    DEFINE_CLUSTER_READER,
+    // vma's verdict first, then the decompressor's, then the cluster account (a broken stream also lacks clusters)
+    '"$@" "$p" | perl -e "$pl" | vma verify -; s=("${PIPESTATUS[@]}")',
+    'if ((s[2])); then exit "${s[2]}"; elif ((s[0])); then exit "${s[0]}"; else exit "${s[1]}"; fi',
   ].join('\n')
   const r = await pve.ssh.runScript(script, [b.volid, ...argv], { timeoutMs: 4 * 3600_000 })
   const path = /^path=(\/.*)$/m.exec(r.stdout)?.[1]
@@ -93,9 +99,10 @@ export async function probeArchive(pve: Pve, b: Backup): Promise<{ path: string;
   const cut = r.stdout.indexOf('\n\x1e\n')
   if (r.exitCode === 91 || cut < 0) throw corrupt(b, `its configuration cannot be read (${lastLine(r.stderr || r.stdout)})`)
   const config = parseGuestConfig(r.stdout.slice(r.stdout.indexOf('\n') + 1, cut))
+  if (r.exitCode === MISSING_CLUSTERS_EXIT && parseMissingClusters(r.stderr).length) throw corrupt(b, missingClustersMessage(parseMissingClusters(r.stderr)))
   if (r.exitCode !== 0) {
     // vma prints its own error on stdout or stderr depending on the path taken: take the last line of either.
-    throw corrupt(b, lastLine([r.stderr, r.stdout.slice(cut + 3)].filter((s) => s.trim()).join('\n')))
+    throw corrupt(b, lastLine([withoutClusterLines(r.stderr), r.stdout.slice(cut + 3)].filter((s) => s.trim()).join('\n')))
   }
   return { path, config }
 }

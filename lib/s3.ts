@@ -185,11 +185,29 @@ export async function listVersions(s3: S3, bucket: string, key: string): Promise
     if (!r.IsTruncated) break
     // Past our key: the rest of the listing is other keys sharing the prefix (e.g. <key>.tflock).
     if (r.NextKeyMarker !== key) break
+    // A page that does not move the listing on would be asked for again forever (found by test/fuzz.test.ts).
+    if (!r.NextVersionIdMarker || (KeyMarker === key && r.NextVersionIdMarker === VersionIdMarker)) {
+      throw new DrError('failed', `The S3 server's listing of the versions of s3://${bucket}/${key} does not move on (it repeated its page after ${out.length} versions).`)
+    }
     KeyMarker = r.NextKeyMarker
     VersionIdMarker = r.NextVersionIdMarker
   }
   // The server's order is newest first per key; sort anyway (the latest flag wins ties).
   return out.sort((a, b) => Number(b.isLatest) - Number(a.isLatest) || b.lastModified.getTime() - a.lastModified.getTime())
+}
+
+/** Every key under `prefix` (all pages), each call bounded like every other. */
+export async function listKeys(s3: S3, bucket: string, prefix: string): Promise<string[]> {
+  const keys: string[] = []
+  let token: string | undefined
+  do {
+    const r = await send(s3, (abortSignal) => s3.client.send(new s3.sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal }))
+    for (const o of r.Contents ?? []) if (o.Key) keys.push(o.Key)
+    const next = r.IsTruncated ? r.NextContinuationToken : undefined
+    if (next !== undefined && next === token) throw new DrError('failed', `The S3 server's listing of s3://${bucket}/${prefix} does not move on (it repeated its page after ${keys.length} keys).`)
+    token = next
+  } while (token)
+  return keys
 }
 
 /** The body of an object (a given version, or the current one) as text. */

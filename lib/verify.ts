@@ -5,11 +5,12 @@
 import type { Backup, GuestType } from './backups.ts'
 import { parseBackupName } from './backups.ts'
 import type { BackupJob, Resource } from './pve.ts'
+import { DEFINE_CLUSTER_READER, missingClustersMessage, parseMissingClusters } from './vma.ts'
 
 export type Status = 'ok' | 'warning' | 'failed' | 'skipped'
 
 export interface Check {
-  /** size · compression · vma header · vma extents · tar listing · pct.conf · checksum · log · … */
+  /** size · compression · vma header · vma extents · vma clusters · tar listing · pct.conf · checksum · log · … */
   name: string
   status: Status
   detail?: string
@@ -72,7 +73,8 @@ export function worst(statuses: Status[]): Status {
 // stdout: per file ONE line (one write, so parallel jobs never interleave):
 //   id <TAB> size <TAB> compression <TAB> content <TAB> checksum <TAB> log
 // each status being ok | ok:detail | skip | skip:why | warn:why | fail:why | fail:vma:… | fail:tar:…
-// Commands used (node contract): stat -c %s, zstd/zcat/lzop/bzip2 -d -c and -t, vma verify -,
+// Commands used (node contract): stat -c %s, zstd/zcat/lzop/bzip2 -d -c and -t, vma verify -, perl (the
+// cluster reader of lib/vma.ts between the decompressor and vma: vma verify does not count clusters),
 // tar -tf, sha256sum, cat, test; everything else is a bash builtin. The verify pipes run with pipefail
 // semantics by reading PIPESTATUS; when a pipe fails, the compressor's own -t decides whether the
 // compressed stream or the archive inside is at fault (an early vma exit breaks the pipe for zstd).
@@ -82,7 +84,7 @@ set -u
 clean() { local s=%{1//$'\t'/ }; s=%{s//$'\r'/}; s=%{s//$'\n'/ | }; REPLY=%{s:0:300}; }
 check() {
   local id=$1 f=$2 comp=$3 kind=$4 log=$5 sums=$6 size=%{7-}
-  local s_comp=skip s_content=skip s_sum=skip s_log=skip out codes dc pc l msg=
+  local s_comp=skip s_content=skip s_sum=skip s_log=skip out codes dc pc mc l msg=
   local -a dec tst
   if [[ -z $size ]] && ! size=$(stat -c %s "$f" 2>&1); then clean "$size"; printf '%s\t-\tskip\tfail:missing:%s\tskip\tskip\n' "$id" "$REPLY"; return; fi
   if [[ $size == - ]]; then printf '%s\t-\tskip\tfail:missing:no such file\tskip\tskip\n' "$id"; return; fi
@@ -102,12 +104,18 @@ check() {
     if ((%{#tst[@]})); then if out=$("%{tst[@]}" "$f" 2>&1); then s_comp=ok; else clean "%{out##*$'\r'}"; s_comp="fail:$REPLY"; fi; fi
   else
     if [[ $kind == vma ]]; then
-      out=$("%{dec[@]}" "$f" 2>/dev/null | vma verify - 2>&1 >/dev/null; echo "@@%{PIPESTATUS[0]}:%{PIPESTATUS[1]}")
+      # the cluster reader (lib/vma.ts) sits between the two; its verdict comes through fd 3
+      out=$({ "%{dec[@]}" "$f" 2>/dev/null | perl -e "$pl" 2>&3 | vma verify - 2>&1 >/dev/null; echo "@@%{PIPESTATUS[0]}:%{PIPESTATUS[2]}:%{PIPESTATUS[1]}"; } 3>&1)
     else
       out=$("%{dec[@]}" "$f" 2>/dev/null | tar -tf - 2>&1; echo "@@%{PIPESTATUS[0]}:%{PIPESTATUS[1]}")
     fi
-    codes=%{out##*@@}; out=%{out%@@*}; dc=%{codes%%:*}; pc=%{codes##*:}
-    if [[ $dc == 0 && $pc == 0 ]]; then
+    codes=%{out##*@@}; out=%{out%@@*}; dc=%{codes%%:*}; codes=%{codes#*:}; pc=%{codes%%:*}; mc=%{codes#*:}
+    [[ $kind == vma ]] || mc=0
+    if [[ $dc == 0 && $pc == 0 && $mc == 97 ]]; then
+      ((%{#tst[@]})) && s_comp=ok
+      msg=; while IFS= read -r l; do [[ $l == vma-clusters:* ]] && msg+="%{l#vma-clusters: } | "; done <<<"$out"
+      clean "%{msg% | }"; s_content="fail:clusters:$REPLY"
+    elif [[ $dc == 0 && $pc == 0 && $mc == 0 ]]; then
       ((%{#tst[@]})) && s_comp=ok
       if [[ $kind == vma ]]; then s_content=ok
       elif [[ $'\n'$out == *$'\n./etc/vzdump/pct.conf\n'* ]]; then s_content=ok
@@ -115,7 +123,8 @@ check() {
     else
       if ((%{#tst[@]})); then if msg=$("%{tst[@]}" "$f" 2>&1); then s_comp=ok; else clean "%{msg##*$'\r'}"; s_comp="fail:$REPLY"; fi; fi
       if [[ $s_comp == fail:* ]]; then s_content='skip:not read: the compressed stream is broken'
-      elif [[ $kind == vma ]]; then clean "$out"; s_content="fail:vma:$REPLY"
+      elif [[ $kind == vma && $pc == 0 ]]; then clean "$out"; s_content="fail:vma:decompressor exit $dc, cluster reader exit $mc: $REPLY"
+      elif [[ $kind == vma ]]; then msg=; while IFS= read -r l; do [[ $l == vma-clusters:* ]] || msg+="$l"$'\n'; done <<<"$out"; clean "$msg"; s_content="fail:vma:$REPLY"
       else
         msg=; while IFS= read -r l; do [[ $l == tar:* ]] && msg+="$l "; done <<<"$out"
         clean "%{msg:-tar exit $pc}"; s_content="fail:tar:$REPLY"
@@ -146,6 +155,7 @@ check() {
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$size" "$s_comp" "$s_content" "$s_sum" "$s_log"
 }
 n=%{1:-0} mode=%{2:-full}
+${DEFINE_CLUSTER_READER}
 if ((n < 1)); then n=0; while read -r l _; do [[ $l == processor ]] && ((n++)); done </proc/cpuinfo; ((n < 1)) && n=1; fi
 mapfile -t lines
 if [[ $mode == meta ]]; then
@@ -242,9 +252,14 @@ function contentChecks(raw: string, format: string): Check[] {
       ? [{ name: 'vma header', status: 'failed', detail: `${msg} (${field})` }]
       : [{ name: 'vma header', status: 'ok' }, { name: 'vma extents', status: 'failed', detail: msg }]
   }
+  if (raw.startsWith('fail:clusters:')) {
+    const missing = parseMissingClusters(raw.slice('fail:clusters:'.length).split(' | ').map((l) => `vma-clusters: ${l}`).join('\n'))
+    const detail = missing.length ? missingClustersMessage(missing) : raw.slice('fail:clusters:'.length)
+    return [{ name: 'vma header', status: 'ok' }, { name: 'vma extents', status: 'ok' }, { name: 'vma clusters', status: 'failed', detail }]
+  }
   if (raw.startsWith('fail:tar:')) return [{ name: 'tar listing', status: 'failed', detail: raw.slice('fail:tar:'.length).trim() }]
   if (raw.startsWith('fail:pct:')) return [{ name: 'tar listing', status: 'ok' }, { name: 'pct.conf', status: 'failed', detail: raw.slice('fail:pct:'.length) }]
-  if (raw === 'ok') return vma ? [{ name: 'vma header', status: 'ok' }, { name: 'vma extents', status: 'ok' }] : [{ name: 'tar listing', status: 'ok' }, { name: 'pct.conf', status: 'ok' }]
+  if (raw === 'ok') return vma ? [{ name: 'vma header', status: 'ok' }, { name: 'vma extents', status: 'ok' }, { name: 'vma clusters', status: 'ok' }] : [{ name: 'tar listing', status: 'ok' }, { name: 'pct.conf', status: 'ok' }]
   return [statusCheck(vma ? 'vma extents' : 'tar listing', raw)]
 }
 

@@ -145,7 +145,7 @@ test('EC-12.1 verify:backups --states against a hung MinIO: exit 4 in bounded ti
   const r = await run('verify:backups', ['--no-files', '--states'])
   assert.is(r.code, 4, show(r))
   assert.ok((Date.now() - t0) / 1000 < 40, 'bounded')
-  assert.match(r.stderr, new RegExp(`✗ MinIO at ${endpoint().replace(/\./g, '\\.')} did not answer in \\d+ s \\(listing the versions of tfstate/prod/terraform\\.tfstate\\)\\.`))
+  assert.match(r.stderr, new RegExp(`✗ MinIO at ${endpoint().replace(/\./g, '\\.')} did not answer in \\d+ s \\(listing the workspaces of tfstate/env:/\\)\\.`))
 })
 
 test.run()

@@ -74,7 +74,7 @@ test('node script: good VMA (zst, gz, lzo) and LXC tar pass every check', () => 
     const item = fileItem('pve', b, res.get(b.file)!)
     assert.is(item.status, 'ok', `${b.file}: ${JSON.stringify(item.checks)}`)
   }
-  assert.equal(fileItem('pve', list[0]!, res.get(list[0]!.file)!).checks.map((c) => c.name), ['size', 'compression', 'vma header', 'vma extents', 'log'])
+  assert.equal(fileItem('pve', list[0]!, res.get(list[0]!.file)!).checks.map((c) => c.name), ['size', 'compression', 'vma header', 'vma extents', 'vma clusters', 'log'])
 })
 
 test('node script: truncated, flipped header byte, missing pct.conf, empty, bad checksum, ERROR: log', () => {
@@ -120,6 +120,29 @@ test('node script, metadata only: sizes and logs, no archive read', () => {
   const status = (b: Backup) => fileItem('pve', b, res.get(b.file)!).status
   assert.equal(list.map(status), ['ok', 'failed', 'failed'])
   assert.equal(fileItem('pve', list[2]!, res.get(list[2]!.file)!).checks[0], { name: 'exists', status: 'failed', detail: 'no such file' })
+})
+
+test('node script: a VMA cut at an extent boundary (vma verify passes it) fails "vma clusters", each device named with its first missing cluster', () => {
+  const two = writeVma({
+    configs: [{ name: 'qemu-server.conf', data: 'name: t\n' }],
+    devices: [{ name: 'drive-scsi0', data: Buffer.alloc(5 * 65536, 7) }, { name: 'drive-efidisk0', data: Buffer.alloc(2 * 65536, 1) }],
+    ctime: 1764000000, clustersPerExtent: 3,
+  })
+  const afterExtents = (n: number) => { let p = two.readUInt32BE(56); for (let i = 0; i < n; i++) p += 512 + two.readUInt16BE(p + 6) * 4096; return p }
+  const list = [
+    put('vzdump-qemu-101-2026_11_25-03_00_02.vma.zst', sh('zstd', ['-q', '-c'], two.subarray(0, afterExtents(1)))),
+    put('vzdump-qemu-101-2026_11_24-03_00_02.vma', two.subarray(0, afterExtents(2))),
+    put('vzdump-qemu-101-2026_11_23-03_00_02.vma.gz', sh('gzip', ['-c'], two)),
+  ]
+  const res = runNodeScript(list)
+  const items = list.map((b) => fileItem('pve', b, res.get(b.file)!))
+  assert.equal(items.map((i) => i.status), ['failed', 'failed', 'ok'])
+  const why = "(the archive ends early, at an extent boundary, so `vma verify` passes it); qmrestore would fail with \"detected missing cluster 3 for stream drive-scsi0\" after freeing the guest's disks"
+  assert.equal(items[0]!.checks.filter((c) => c.name.startsWith('vma')), [
+    { name: 'vma header', status: 'ok' }, { name: 'vma extents', status: 'ok' },
+    { name: 'vma clusters', status: 'failed', detail: `device drive-scsi0 lacks cluster 3 and 1 more of 5; device drive-efidisk0 lacks cluster 0 and 1 more of 2 ${why}` },
+  ])
+  assert.is(items[1]!.checks.find((c) => c.name === 'vma clusters')!.detail, `device drive-efidisk0 lacks cluster 1 of 2 ${why.replace('cluster 3 for stream drive-scsi0', 'cluster 1 for stream drive-efidisk0')}`)
 })
 
 test('size differs from the listing: failed', () => {

@@ -160,6 +160,52 @@ export function setStorage(labDir: string, id: string, patch: Record<string, unk
   fs.writeFileSync(file, JSON.stringify(all, null, 1) + '\n')
 }
 
+/**
+ * Cut a VMA backup in the node's dump folder after its first `keep` extents and compress it again
+ * into a whole stream: the archive that `vma verify` passes (its header and every extent it holds
+ * are sound) and that qmrestore fails on at the end, with `detected missing cluster N for stream D`.
+ * Returns the first missing cluster and its device.
+ */
+export async function cutVmaAtExtent(labDir: string, file: string, keep = 1): Promise<{ device: string; cluster: number; missing: number; total: number }> {
+  const { archiveInfo, compressor, filter, readArchive } = await import('./pve-sim/lib/archive.mjs')
+  const { readVmaHeader, EXTENT_HEADER_SIZE, BLOCK_SIZE, BLOCKS_PER_EXTENT, CLUSTER_SIZE } = await import('./pve-sim/lib/vma.mjs')
+  const full = path.join(p(labDir).pve, 'var/lib/vz/dump', file)
+  const info = archiveInfo(file)
+  if (!info || info.kind !== 'vma') throw new Error(`cutVmaAtExtent: ${file} is not a VMA backup`)
+  const raw = readArchive(full, info.comp)
+  if (raw.status !== 0) throw new Error(`cutVmaAtExtent: cannot read ${file}: ${raw.stderr}`)
+  const data: Buffer = raw.data
+  const header = readVmaHeader(data)
+  const seen = new Map<number, Set<number>>()
+  let at = header.headerSize
+  for (let n = 0; n < keep && at < data.length; n++) {
+    for (let i = 0; i < BLOCKS_PER_EXTENT; i++) {
+      const bi = data.readBigUInt64BE(at + 40 + 8 * i)
+      const dev = Number((bi >> 32n) & 0xffn)
+      if (dev) { if (!seen.has(dev)) seen.set(dev, new Set()); seen.get(dev)!.add(Number(bi & 0xffffffffn)) }
+    }
+    at += EXTENT_HEADER_SIZE + data.readUInt16BE(at + 6) * BLOCK_SIZE
+  }
+  if (at >= data.length) throw new Error(`cutVmaAtExtent: ${file} has no more than ${keep} extents`)
+  const dev = header.devices.find((d: { id: number; name: string; size: number }) => d.name !== 'vmstate' && (seen.get(d.id)?.size ?? 0) < Math.ceil(d.size / CLUSTER_SIZE))!
+  const total = Math.ceil(dev.size / CLUSTER_SIZE)
+  let cluster = 0
+  while (seen.get(dev.id)?.has(cluster)) cluster++
+  const cut = data.subarray(0, at)
+  const comp = info.comp ? ({ gz: 'gzip', lzo: 'lzo', zst: 'zstd' } as Record<string, string>)[info.comp] : undefined
+  const c = comp ? compressor(comp) : null
+  fs.writeFileSync(full, c ? filter(c.cmd, cut).data : cut)
+  return { device: dev.name, cluster, missing: total - (seen.get(dev.id)?.size ?? 0), total }
+}
+
+/**
+ * Make the node fail at one point (pve-sim/lib/faults.mjs), until the next reset:
+ * `{ qmrestore: 'ssh-lost' }` — the SSH session running qmrestore dies once the archive header is read.
+ */
+export function setFault(labDir: string, faults: Record<string, string>): void {
+  fs.writeFileSync(path.join(p(labDir).pve, 'faults.json'), JSON.stringify(faults) + '\n')
+}
+
 /** The node's calls.log as parsed lines. */
 export function calls(labDir: string): { t: string; argv: string[]; cwd: string; exit: number; ms: number; work_ms: number }[] {
   try {

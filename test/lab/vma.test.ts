@@ -133,6 +133,9 @@ const cases: Array<{ error: string; stage: 'header' | 'extent'; make: () => Buff
   { error: "can't read vma header - got EOF", stage: 'header', make: () => sample().subarray(0, 5000) },
   { error: 'not a vma file - wrong magic number', stage: 'header', make: () => { const b = sample(); b.write('XMA', 0, 'latin1'); return b } },
   { error: 'wrong vma header size 12288', stage: 'header', make: () => { const b = sample(); b.writeUInt32BE(HEADER_STRUCT_SIZE, 56); return b } },
+  // vma-reader.c `int need = header_size - sizeof(VmaHeader)`: the int wraps at 2^31 + 12288
+  { error: `wrong vma header size ${(2 ** 31 + HEADER_STRUCT_SIZE) | 0}`, stage: 'header', make: () => { const b = sample(); b.writeUInt32BE(2 ** 31 + HEADER_STRUCT_SIZE, 56); return b } },
+  { error: `wrong vma header size ${(2 ** 32 - 1) | 0}`, stage: 'header', make: () => { const b = sample(); b.writeUInt32BE(2 ** 32 - 1, 56); return b } },
   { error: "can't read vma header data - got EOF", stage: 'header', make: () => sample().subarray(0, HEADER_STRUCT_SIZE + 10) },
   { error: 'wrong vma header chechsum', stage: 'header', make: () => { const b = sample(); flip(b, 100); return b } },
   { error: 'wrong vma version 2', stage: 'header', make: () => { const b = sample(); b.writeUInt32BE(2, 4); return rehashHeader(b) } },
@@ -145,6 +148,11 @@ const cases: Array<{ error: string; stage: 'header' | 'extent'; make: () => Buff
   { error: 'wrong vma extent header magic', stage: 'extent', make: () => { const b = sample(); const p = extentOffset(b, 0); b.write('XMAE', p, 'latin1'); return rehashExtent(b, p) } },
   { error: 'wrong vma extent header magic', stage: 'extent', make: () => { const b = sample(); const p = extentOffset(b, 0); b.writeUInt16BE(1, p + 4); return rehashExtent(b, p) } },
   { error: 'short vma extent (1000 < ', stage: 'extent', make: () => { const b = sample(); return b.subarray(0, extentOffset(b, 1) + 1000) } },
+  // block_count > 944 (59 clusters of 16 blocks): vma_reader_restore's buffer holds VMA_MAX_EXTENT_SIZE (3867136) bytes
+  { error: `short vma extent (3867136 < ${512 + 1000 * 4096})`, stage: 'extent', make: () => {
+    const b = sample(); const p = extentOffset(b, 0); b.writeUInt16BE(1000, p + 6); rehashExtent(b, p)
+    return Buffer.concat([b, Buffer.alloc(4 * 1048576, 0x55)])
+  } },
   { error: 'short vma extent - too many blocks', stage: 'extent', make: () => { const b = sample(); const p = extentOffset(b, 0); b.writeUInt16BE(b.readUInt16BE(p + 6) - 1, p + 6); return rehashExtent(b, p) } },
   { error: 'vma extent error - missing blocks', stage: 'extent', make: () => { const b = sample(); const p = extentOffset(b, 0); b.writeUInt16BE(b.readUInt16BE(p + 6) + 1, p + 6); return rehashExtent(b, p) } },
   { error: 'found duplicated cluster 0 for stream drive-scsi0', stage: 'extent', make: () => { const b = sample(); return setEntry(b, extentOffset(b, 0), 1, { cluster: 0 }) } },

@@ -5,7 +5,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { labDir, runDir, guestBind, guestIp, guestName, pveDir } from './state.mjs'
+import { labDir, runDir, guestBind, guestIp, guestMac, guestName, pveDir } from './state.mjs'
 
 export const BRIDGE = 'hdrbr0'
 export const BRIDGE_IP = '10.251.0.1'
@@ -39,7 +39,12 @@ export function guestUp(type, vmid, entries) {
   guestNetDown(vmid)
   ensureBridge()
   const ns = nsName(vmid), veth = `hdrv${vmid}`.slice(0, 15)
-  ipBatch([`netns add ${ns}`, `link add ${veth} type veth peer name eth0 netns ${ns}`, `link set ${veth} master ${BRIDGE} up`])
+  // A guest keeps the MAC of its config across stops, restores and starts (a real VM's NIC does), and
+  // announces itself when it comes up: the node forgets what it knew of the address (the gratuitous ARP
+  // of a booting guest). With a fresh random MAC per start and the old neighbour entry still REACHABLE,
+  // the first packets after `qm start` went to the previous MAC (test/lab/node.test.ts EF-003, flaky).
+  const mac = guestMac(type, entries)
+  ipBatch([`netns add ${ns}`, `link add ${veth} type veth peer name eth0 netns ${ns}${mac ? ` address ${mac}` : ''}`, `link set ${veth} master ${BRIDGE} up`, `neigh flush to ${ip} dev ${BRIDGE}`])
   ipBatch(['link set lo up', `addr add ${ip}/24 dev eth0`, 'link set eth0 up', `route add default via ${BRIDGE_IP}`], ns)
   const dir = path.join(runDir, `g${vmid}`)
   fs.mkdirSync(path.join(dir, 'home'), { recursive: true })
@@ -55,7 +60,29 @@ export function guestUp(type, vmid, entries) {
     '',
   ].join('\n'))
   const name = guestName(type, entries).replace(/[^A-Za-z0-9.-]/g, '')
+  fs.rmSync(path.join(dir, 'sshd.pid'), { force: true })
   spawnSync('ip', ['netns', 'exec', ns, 'unshare', '--uts', 'sh', '-c', `/bin/hostname "$1" && exec /usr/sbin/sshd -f "$2" -E "$3"`, 'sh', name, path.join(dir, 'sshd_config'), path.join(dir, 'sshd.log')], { stdio: 'ignore', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } })
+  waitNetUp(ns, veth, dir)
+}
+
+const sleepMs = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+const readSys = (p) => { try { return fs.readFileSync(p, 'utf8').trim() } catch { return '' } }
+
+/**
+ * `qm start` returns when the guest answers (a booted VM's network is up before anyone can reach it):
+ * a new veth carries nothing until the kernel's link watcher has run for both ends (operstate up,
+ * queueing discipline attached — it batches events for up to a second) and the bridge port forwards;
+ * sshd has listened once it wrote its pid file. Without this wait the first ping after `qm start`
+ * was dropped now and then (test/lab/node.test.ts EF-003). Bounded: 5 s, then the guest is as it is.
+ */
+function waitNetUp(ns, veth, dir) {
+  const ready = () =>
+    readSys(`/sys/class/net/${veth}/operstate`) === 'up' &&
+    readSys(`/sys/class/net/${veth}/brport/state`) === '3' && // BR_STATE_FORWARDING
+    readSys(`/sys/class/net/${BRIDGE}/operstate`) === 'up' &&
+    / state UP /.test(spawnSync('ip', ['-n', ns, '-o', 'link', 'show', 'eth0'], { encoding: 'utf8' }).stdout ?? '') &&
+    readSys(path.join(dir, 'sshd.pid')) !== ''
+  for (const t0 = Date.now(); !ready() && Date.now() - t0 < 5000; ) sleepMs(20)
 }
 
 /** Tear the guest's netns down: kill everything inside it, delete it and its veth. */

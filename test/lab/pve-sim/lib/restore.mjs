@@ -14,6 +14,7 @@ import { readVmaHeader, readVma, VmaError } from './vma.mjs'
 import { out, err, work, sleep, parseArgs, vmidArg } from './cli.mjs'
 import { guestUp, guestDown, runHook } from './guest.mjs'
 import { startGuest } from './guests.mjs'
+import { dropSshSession, fault } from './faults.mjs'
 
 const DISK_RE = /^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$/
 const hms = (d = new Date()) => d.toTimeString().slice(0, 8) + '.' + String(d.getMilliseconds()).padStart(3, '0')
@@ -100,6 +101,8 @@ export async function qmrestore(argv) {
       const m = e.comment && /^#qmdump#map:(\S+?):(\S+?):(\S*?):(\S*?):$/.exec(e.comment)
       if (m) map[m[2]] = { virtdev: m[1], storeid: m[3], format: m[4] }
     }
+    // lab fault: the SSH session dies here, mid-restore; the restore goes on without anyone watching
+    if (fault('qmrestore') === 'ssh-lost') dropSshSession()
     // past the header: an overwrite now destroys the old disks (restore_vma_archive with force)
     const oldBind = oldConf ? guestBind(oldConf, vmid) : null
     const keepUnused = []

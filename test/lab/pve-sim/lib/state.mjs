@@ -91,6 +91,12 @@ export function guestIp(type, entries) {
   const m = /(?:^|,)ip=([0-9.]+)\//.exec(v ?? '')
   return m ? m[1] : null
 }
+/** The MAC of net0: `virtio=BC:24:…` (qemu-server parse_net) or `hwaddr=BC:24:…` (pve-container). */
+export function guestMac(type, entries) {
+  const v = confGet(entries, 'net0') ?? ''
+  const m = type === 'qemu' ? /(?:^|,)(?:virtio|e1000|e1000e|rtl8139|vmxnet3)=([0-9A-Fa-f:]{17})(?:,|$)/.exec(v) : /(?:^|,)hwaddr=([0-9A-Fa-f:]{17})(?:,|$)/.exec(v)
+  return m ? m[1].toLowerCase() : null
+}
 export const guestName = (type, entries) => confGet(entries, type === 'qemu' ? 'name' : 'hostname') ?? (type === 'qemu' ? `VM` : `CT`)
 
 // ---- run state (one file per guest: races between concurrent commands stay per guest) ----

@@ -99,6 +99,8 @@ export function writeVma(spec) {
 const HEADER_KEEP_MAX = 16 * 1048576 // the writer's HEADERBUF_SIZE is 512 KiB
 /** Largest extent data part a well-formed extent can carry (59 full clusters). */
 const EXTENT_DATA_MAX = BLOCKS_PER_EXTENT * CLUSTER_SIZE
+/** VMA_MAX_EXTENT_SIZE: vma_reader_restore's read buffer (`unsigned char buf[VMA_MAX_EXTENT_SIZE]`). */
+const MAX_EXTENT_SIZE = EXTENT_HEADER_SIZE + EXTENT_DATA_MAX
 
 /**
  * Streaming reader: feed the decompressed archive in chunks of any size with push(), then end().
@@ -146,6 +148,11 @@ export class VmaReader {
         const n = Math.min(this.extentSize - EXTENT_HEADER_SIZE - this.dataFill, chunk.length - at)
         if (this.extData && this.dataFill < EXTENT_DATA_MAX) chunk.copy(this.extData, this.dataFill, at, at + Math.min(n, EXTENT_DATA_MAX - this.dataFill))
         this.dataFill += n; at += n
+        // block_count > 944: the real reader's buffer holds at most VMA_MAX_EXTENT_SIZE bytes, so its
+        // `buf_pos < extent_size` test fails with the buffer full, whatever follows (vma_reader_restore)
+        if (this.extentSize > MAX_EXTENT_SIZE && EXTENT_HEADER_SIZE + this.dataFill >= MAX_EXTENT_SIZE) {
+          throw new VmaError(`short vma extent (${MAX_EXTENT_SIZE} < ${this.extentSize})`, 'extent')
+        }
         if (EXTENT_HEADER_SIZE + this.dataFill === this.extentSize) this.#extentDone()
       }
     }
@@ -270,7 +277,10 @@ function checkHeadStart(first) {
   const fail = (m) => { throw new VmaError(m, 'header') }
   if (!first.subarray(0, 4).equals(MAGIC)) fail('not a vma file - wrong magic number')
   const headerSize = first.readUInt32BE(56)
-  if (!(headerSize > HEADER_STRUCT_SIZE)) fail(`wrong vma header size ${headerSize | 0}`)
+  // `int need = header_size - sizeof(VmaHeader); if (need <= 0)`: the C int wraps, so a header_size of
+  // 2^31 + 12288 or more is refused too (and printed with %d, i.e. negative)
+  const need = (headerSize - HEADER_STRUCT_SIZE) | 0
+  if (need <= 0) fail(`wrong vma header size ${headerSize | 0}`)
   return headerSize
 }
 

@@ -1,0 +1,108 @@
+// A VMA archive's clusters, accounted on the node. `vma verify` checks the header and every extent but
+// not that every cluster of every device came (proxmox/pve-qemu vma-reader.c runs that pass only for a
+// device with a restore target), so an archive cut at an extent boundary verifies clean and fails only
+// in qmrestore — `detected missing cluster N for stream drive-scsi0` — after the old disks are freed.
+// CLUSTER_READER is a perl filter for the decompressed stream between the decompressor and
+// `vma verify -`: it copies stdin to stdout unchanged, reads the header's device table (name, size) and
+// every extent header's blockinfo, and at EOF names the first missing cluster of each device.
+// Why perl: the node contract has no byte-level reader (bash cannot hold NUL bytes, od/xxd are not in
+// it), python3 is not part of Proxmox VE, and perl is: qm, pct, pvesh, pvesm and vzdump are perl
+// programs, so a node that can restore has it. Core perl only (sysread, unpack, vec); no module.
+// Layout (reference/proxmox-formats.md (e)): header_size at 56, blob_buffer_offset at 48, dev_info[i]
+// at 4096 + 32·i = {devname_ptr u32, reserved u32, size u64} (big-endian), blob = u16 LE length + data;
+// an extent = 512-byte header (block_count u16 at 6, 59 blockinfo u64 at 40: mask 16 · reserved 8 ·
+// dev_id 8 · cluster 32) + block_count · 4096 bytes. The reader trusts nothing it reads: anything
+// that is not a well-formed VMA is left to `vma verify`, whose error comes first.
+
+/** Exit status of the reader when a device lacks clusters (vma verify's own failures exit 133). */
+export const MISSING_CLUSTERS_EXIT = 97
+
+/** The perl program (no `${` nor `%{` in it: it is embedded in bash scripts and template strings). */
+export const CLUSTER_READER = String.raw`use strict; use warnings;
+$SIG{PIPE} = 'IGNORE'; binmode STDIN; binmode STDOUT;
+my ($in, $skip, $state, $hsize) = ('', 0, 0, 0);
+my (%name, %count, %seen);
+sub parse {
+  while (1) {
+    if ($state == 0) {
+      return if length($in) < 12288;
+      $hsize = unpack('N', substr($in, 56, 4));
+      if (substr($in, 0, 4) ne "VMA\0" || $hsize <= 12288 || $hsize > 16777216) { $state = 9; $in = ''; return }
+      $state = 1;
+    }
+    if ($state == 1) {
+      return if length($in) < $hsize;
+      my ($boff, $bsize) = unpack('N N', substr($in, 48, 8));
+      for my $i (1 .. 255) {
+        my ($ptr, undef, $hi, $lo) = unpack('N N N N', substr($in, 4096 + 32 * $i, 16));
+        my $size = $hi * 4294967296 + $lo;
+        next unless $size && $ptr && $ptr + 2 <= $bsize && $boff + $ptr + 2 <= $hsize;
+        my $len = unpack('v', substr($in, $boff + $ptr, 2));
+        my $nm = substr($in, $boff + $ptr + 2, $len); $nm =~ s/\0.*//s;
+        next if $nm eq 'vmstate';
+        $name{$i} = $nm; $count{$i} = int(($size + 65535) / 65536); $seen{$i} = '';
+      }
+      substr($in, 0, $hsize, ''); $state = 2;
+    }
+    return if $state != 2 || length($in) < 512;
+    my $data = 4096 * unpack('n', substr($in, 6, 2));
+    for my $j (0 .. 58) {
+      my ($hi, $cluster) = unpack('N N', substr($in, 40 + 8 * $j, 8));
+      my $dev = $hi & 255;
+      vec($seen{$dev}, $cluster, 1) = 1 if $dev && exists $seen{$dev} && $cluster < $count{$dev};
+    }
+    substr($in, 0, 512, '');
+    if (length($in) >= $data) { substr($in, 0, $data, '') } else { $skip = $data - length($in); $in = ''; return }
+  }
+}
+while (1) {
+  my $n = sysread(STDIN, my $chunk, 1048576);
+  die "read failed - $!\n" unless defined $n;
+  last unless $n;
+  for (my $off = 0; $off < $n; ) { my $w = syswrite(STDOUT, $chunk, $n - $off, $off); exit 0 unless defined $w; $off += $w }
+  next if $state == 9;
+  if ($skip) { if ($skip >= $n) { $skip -= $n; next } substr($chunk, 0, $skip, ''); $skip = 0 }
+  $in .= $chunk; parse();
+}
+close STDOUT;
+exit 0 unless $state == 2;
+my $status = 0;
+for my $i (sort { $a <=> $b } keys %name) {
+  my ($n, $have) = ($count{$i}, unpack('%32b*', $seen{$i}));
+  next if $have >= $n;
+  my $first = 0; $first++ while $first < $n && vec($seen{$i}, $first, 1);
+  printf STDERR "vma-clusters: detected missing cluster %d for stream %s (%d of %d clusters missing)\n", $first, $name{$i}, $n - $have, $n;
+  $status = 97;
+}
+exit $status;
+`
+
+/** Bash lines that put CLUSTER_READER in $pl (a quoted here-document: nothing in it is expanded). */
+export const DEFINE_CLUSTER_READER = `read -r -d '' pl <<'HDR_VMA_CLUSTERS' || true\n${CLUSTER_READER}HDR_VMA_CLUSTERS`
+
+export interface MissingClusters {
+  device: string
+  /** The first missing cluster (64 KiB each), as qmrestore would name it. */
+  cluster: number
+  missing: number
+  total: number
+}
+
+/** The reader's lines in a node's output, one per device that lacks clusters. */
+export function parseMissingClusters(text: string): MissingClusters[] {
+  const out: MissingClusters[] = []
+  for (const m of text.matchAll(/vma-clusters: detected missing cluster (\d+) for stream (\S+) \((\d+) of (\d+) clusters missing\)/g)) {
+    out.push({ device: m[2]!, cluster: Number(m[1]), missing: Number(m[3]), total: Number(m[4]) })
+  }
+  return out
+}
+
+/** `drive-scsi0 lacks cluster 40 and 87 more of 128 (the archive ends early); qmrestore would fail …` */
+export function missingClustersMessage(list: MissingClusters[]): string {
+  const parts = list.map((m) => `device ${m.device} lacks cluster ${m.cluster}${m.missing > 1 ? ` and ${m.missing - 1} more` : ''} of ${m.total}`)
+  const first = list[0]
+  return `${parts.join('; ')} (the archive ends early, at an extent boundary, so \`vma verify\` passes it); qmrestore would fail with "detected missing cluster ${first?.cluster} for stream ${first?.device}" after freeing the guest's disks`
+}
+
+/** Remove the reader's lines from a node's output (to find another tool's message). */
+export const withoutClusterLines = (text: string) => text.split('\n').filter((l) => !l.startsWith('vma-clusters: ')).join('\n')
