@@ -19,8 +19,8 @@ import { DrError } from './errors.ts'
 import type { Config } from './config.ts'
 import { commandLine } from './ssh.ts'
 import { Pve, guestAddress, kindWord, lastLine, tool, type GuestConfig, type Storage } from './pve.ts'
-import { backupLocalTime, humanSize, pickBackup, sortBackups, type Backup, type DateWanted, type GuestType } from './backups.ts'
-import { readOccupant, probeArchive, probeDescription, spaceNeeded, spaceFreed, guestAccess, agentEnabled, isProtected, label, guestName, verifyOnNode, waitForAgent, waitForPing, waitForSsh, type Occupant, type GuestAccess } from './guest.ts'
+import { backupLocalTime, humanSize, parseBackupName, pickBackup, sortBackups, type Backup, type DateWanted, type GuestType } from './backups.ts'
+import { readOccupant, probeArchive, verifyBeforeOverwrite, probeDescription, spaceNeeded, spaceFreed, guestAccess, agentEnabled, isProtected, label, guestName, verifyOnNode, waitForAgent, waitForPing, waitForSsh, type Occupant, type GuestAccess } from './guest.ts'
 import { printPlan, execute, type Plan, type Action } from './plan.ts'
 import type { Report } from './report.ts'
 import { confirm, declined } from './prompt.ts'
@@ -53,12 +53,16 @@ export interface GuestRestoreRequest {
   access?: Partial<GuestAccess>
   /** --tf-dir, repeated in the undo command. */
   tfDir?: string
+  /** When the data restore fails over an existing guest: restore its safety backup, start and prove it. Default true. */
+  rollback?: boolean
 }
 
 /** What changed so far and how to undo it: for Ctrl-C and for failures. The caller owns it. */
 export interface RunState {
   phase: string
   undo: string[]
+  /** The safety backup's volid, once written and checked. */
+  safety?: string
 }
 
 /** What preflight found: the backup, the target and its occupant, where disks go, how to prove it. */
@@ -150,7 +154,15 @@ export async function restoreGuest(pve: Pve, cfg: Config, req: GuestRestoreReque
 
   report.facts.backup = facts.backup.volid
   report.facts.target = facts.targetId
-  await execute(plan, report, false)
+  try {
+    await execute(plan, report, false)
+  } catch (e) {
+    // The data restore failed over an existing guest (Proxmox leaves it without its disks): put the
+    // safety backup back, start it, prove it, and report both (issue 12). --no-rollback leaves it.
+    if (!(e instanceof RestoreFailed) || !run.safety || !facts.occupant) throw e
+    if (req.rollback === false) throw new DrError('failed', `${e.message} Left as it is (--no-rollback): ${label(facts.occupant.type, facts.targetId, facts.occupant.config)} may have lost its disks.`)
+    return await rollBack(pve, req, facts, run.safety, e, report, run)
+  }
 
   const failures = await proveRestored(pve, facts, run, report)
   return result(failures.length ? 'unverified' : 'restored', facts, run, failures)
@@ -360,7 +372,9 @@ export function planRestore(pve: Pve, cfg: Config, req: GuestRestoreRequest, f: 
 
   if (o) {
     const notes = `${SAFETY_NOTE} of {{guestname}} before ${req.task} from ${f.backup.file}`
-    const argv = ['vzdump', String(t), '--storage', cfg.backupStorage, '--mode', 'snapshot', '--compress', 'zstd', '--notes-template', notes]
+    // --remove 0: vzdump's default (remove 1) prunes by the storage's prune-backups at once, which
+    // could delete the very backup chosen for the restore (issue 12).
+    const argv = ['vzdump', String(t), '--storage', cfg.backupStorage, '--mode', 'snapshot', '--compress', 'zstd', '--notes-template', notes, '--remove', '0']
     actions.push({
       title: `Safety backup of ${label(o.type, t, o.config)}`,
       command: commandLine(argv),
@@ -368,8 +382,18 @@ export function planRestore(pve: Pve, cfg: Config, req: GuestRestoreRequest, f: 
       run: async (d) => {
         run.phase = `${label(o.type, t, o.config)} is unchanged; its safety backup was being written to '${cfg.backupStorage}'`
         safety = await safetyBackup(pve, argv, cfg.backupStorage, t)
-        d.push(safety)
+        // Before the stop: the chosen backup still there, the safety archive whole (issue 12).
+        const file = safety.slice(safety.indexOf('/') + 1)
+        const parsed = parseBackupName(file)
+        try {
+          await verifyBeforeOverwrite(pve, f.backup, { volid: safety, file, format: parsed?.format ?? '', compression: parsed?.compression })
+        } catch (e) {
+          if (!(e instanceof DrError)) throw e
+          throw new DrError('failed', `${e.message} ${label(o.type, t, o.config)} is unchanged.`, `Check the backup storage '${cfg.backupStorage}' (pvesm status, the vzdump log of ${file}), then run this again.`)
+        }
+        d.push(`${safety} (checked: ${probeDescription({ format: parsed?.format ?? '', compression: parsed?.compression })}: ok)`)
         run.undo = undoLines(req, f, safety)
+        run.safety = safety
       },
     })
   }
@@ -481,10 +505,57 @@ async function restoreWithProgress(pve: Pve, argv: string[], f: RestoreFacts): P
     // qmrestore/pct restore print vma's error on stdout; stderr has only the last line.
     const vmaErr = r.stdout.split('\n').filter((l) => /error|wrong|unable|timeout|can't|failed|missing/i.test(l)).at(-1)?.trim()
     const why = [vmaErr, lastLine(r.stderr)].filter((x, i, a) => x && x !== 'no output' && a.indexOf(x) === i).join(' / ')
-    throw new DrError('failed', `The restore of ${kindWord(f.type)} ${f.targetId} failed: ${why || `exit ${r.exitCode}`}.`)
+    throw new RestoreFailed(`The restore of ${kindWord(f.type)} ${f.targetId} failed: ${why || `exit ${r.exitCode}`}.`)
   }
   const pct = [...r.stdout.matchAll(/progress (\d+)%/g)].at(-1)?.[1]
   return [`${humanSize(f.backup.size)} archive${pct ? `, progress ${pct}%` : ''}`]
+}
+
+/** The node's restore command failed: past the archive header, an overwritten guest has lost its disks. */
+class RestoreFailed extends DrError {
+  constructor(message: string) {
+    super('failed', message)
+  }
+}
+
+/**
+ * The rollback after a failed restore over an existing guest: its safety backup restored, started
+ * when it was running before, and proven. Always throws (exit 1): the failure and the rollback, both.
+ */
+async function rollBack(pve: Pve, req: GuestRestoreRequest, f: RestoreFacts, safety: string, cause: DrError, report: Report, run: RunState): Promise<never> {
+  const o = f.occupant!
+  const kind = kindWord(f.type)
+  const t = f.targetId
+  const what = label(o.type, t, o.config)
+  const file = safety.slice(safety.indexOf('/') + 1)
+  const argv = f.type === 'qemu' ? ['qmrestore', safety, String(t), '--force', '1'] : ['pct', 'restore', String(t), safety, '--force', '1', '--storage', f.storage ?? 'local']
+  const wasRunning = o.status === 'running'
+  say(`${mark.fail} ${cause.message} Rolling back to the safety backup (--no-rollback would leave it).`)
+  let failures: string[]
+  try {
+    run.phase = `the restore of ${kind} ${t} failed and its rollback to ${safety} was running`
+    await report.step(`Roll back ${what} to its safety backup`, async (d) => {
+      const r = await pve.ssh.run(argv, { timeoutMs: 12 * 3600_000 })
+      if (r.exitCode !== 0) throw new DrError('failed', `\`${commandLine(argv)}\` failed: ${lastLine(r.stderr || r.stdout)}`)
+      d.push(file)
+    })
+    if (wasRunning) {
+      await report.step(`Start ${kind} ${t}`, async () => {
+        const r = await pve.ssh.run([tool(f.type), 'start', String(t)], { timeoutMs: 10 * 60_000 })
+        if (r.exitCode !== 0) throw new DrError('failed', `${kind} ${t} did not start: ${lastLine(r.stderr || r.stdout)}`)
+      })
+    }
+    const noStartReason = wasRunning ? undefined : 'it was stopped before the restore'
+    failures = await proveRestored(pve, { ...f, backupConf: o.config, noStartReason, checks: verificationChecks(f.type, o.config, f.access, noStartReason) }, run, report)
+  } catch (e) {
+    if (!(e instanceof DrError)) throw e
+    throw new DrError('failed', `${cause.message} The rollback to the safety backup failed too: ${e.message} ${what} is broken.`, `Its safety backup is ${safety}: ${run.undo.slice(1).join(' ')}`)
+  }
+  report.facts.rolledBack = safety
+  if (failures.length) throw new DrError('failed', `${cause.message} Rolled back to the safety backup ${file}, but ${what} fails its checks: ${failures.join(' ')}`)
+  run.phase = `the restore of ${kind} ${t} failed; it was rolled back to ${safety}`
+  run.undo = [`Safety backup kept: ${safety}`]
+  throw new DrError('failed', `${cause.message} Rolled back: ${what} is as it was before, from its safety backup ${file}${wasRunning ? ', running and reachable' : ', stopped as it was'}.`, `Nothing else changed. Check the backup ${f.backup.file} (npm run verify:backups -- --vmid ${f.backup.vmid}) before trying again.`)
 }
 
 /** How to put back what the restore replaced. */

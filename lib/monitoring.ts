@@ -22,6 +22,8 @@ export interface CheckResult {
   ok: boolean
   /** What was found (ok), or what is wrong, naming the service or target (not ok). */
   detail: string
+  /** Time spent waiting for it to pass (retries within waitMs), apart from the last look. */
+  waitedMs?: number
 }
 
 export interface CheckOptions {
@@ -132,10 +134,12 @@ export async function checkMonitoring(cfg: Config, opts: CheckOptions = {}): Pro
 
 /** Retries a check until it passes or the deadline passes; returns the last result. */
 async function until(deadline: number, fn: () => Promise<CheckResult>): Promise<CheckResult> {
+  const t0 = Date.now()
   for (;;) {
+    const t = Date.now()
     const r = await fn()
-    if (r.ok || Date.now() >= deadline) return r
-    await new Promise((res) => setTimeout(res, 1000))
+    if (r.ok || Date.now() >= deadline) return t > t0 ? { ...r, waitedMs: t - t0 } : r
+    await new Promise((res) => setTimeout(res, 500))
   }
 }
 

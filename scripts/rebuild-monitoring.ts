@@ -31,6 +31,7 @@ import { say, mark } from '../lib/output.ts'
 const options = {
   apply: { type: 'boolean', description: 'when there is no backup: run terraform apply of the monitoring environment (plan shown, confirmed)' },
   node: { type: 'string', value: 'NAME', description: 'the Proxmox node (default: the first in proxmox_nodes)' },
+  'no-rollback': { type: 'boolean', description: 'if the restore fails over the existing VM, leave it (default: put its safety backup back)' },
   wait: { type: 'string', value: 'SECONDS', description: 'how long the services may take to come up after the restore (default 120)' },
 } as const
 
@@ -62,6 +63,7 @@ interface Request {
   apply: boolean
   node: string | undefined
   waitMs: number
+  rollback: boolean
   dryRun: boolean
   yes: boolean
   force: boolean
@@ -74,7 +76,7 @@ function readRequest(v: Values<typeof options>): Request {
     if (!/^\d{1,5}$/.test(v.wait) || Number(v.wait) < 1) throw new DrError('usage', `Invalid --wait ${JSON.stringify(v.wait)}: expected a number of seconds from 1 to 99999.`)
     waitMs = Number(v.wait) * 1000
   }
-  return { apply: v.apply, node: v.node, waitMs, dryRun: v['dry-run'], yes: v.yes, force: v.force, tfDir: v['tf-dir'] }
+  return { apply: v.apply, node: v.node, waitMs, rollback: !v['no-rollback'], dryRun: v['dry-run'], yes: v.yes, force: v.force, tfDir: v['tf-dir'] }
 }
 
 // ---- the runbook ----
@@ -114,7 +116,7 @@ async function main(req: Request): Promise<number> {
     try {
       restored = await restoreGuest(pve, cfg, {
         task: 'rebuild:monitoring', vmid: mon.vmid, yes: req.yes, force: req.force, dryRun: req.dryRun,
-        access: { address: mon.ip, source: 'monitoring_ip', ...site.ssh }, tfDir: req.tfDir,
+        access: { address: mon.ip, source: 'monitoring_ip', ...site.ssh }, tfDir: req.tfDir, rollback: req.rollback,
       }, report, run)
     } catch (e) {
       if (!(e instanceof NoBackupError)) throw e

@@ -32,6 +32,7 @@ const options = {
   storage: { type: 'string', value: 'S', description: 'put the restored disks on storage S (default: where they were)' },
   node: { type: 'string', value: 'NAME', description: 'the Proxmox node (default: the first in proxmox_nodes)' },
   'no-start': { type: 'boolean', description: 'leave the restored guest stopped (no ping/SSH check)' },
+  'no-rollback': { type: 'boolean', description: 'if the restore fails over an existing guest, leave it (default: put its safety backup back)' },
 } as const
 
 const spec: CommandSpec<typeof options> = {
@@ -65,6 +66,7 @@ interface Request {
   storage: string | undefined
   node: string | undefined
   start: boolean
+  rollback: boolean
   dryRun: boolean
   yes: boolean
   force: boolean
@@ -86,7 +88,7 @@ function readRequest(positionals: string[], v: Values<typeof options>): Request 
   if (v.storage !== undefined && !/^[a-z][a-z0-9_.-]*$/i.test(v.storage)) throw new DrError('usage', `Invalid --storage ${JSON.stringify(v.storage)}: expected a Proxmox storage ID such as local-lvm.`)
   return {
     vmid, date, backup: v.backup, list: v.list, targetId, storage: v.storage, node: v.node,
-    start: !v['no-start'], dryRun: v['dry-run'], yes: v.yes, force: v.force, tfDir: v['tf-dir'],
+    start: !v['no-start'], rollback: !v['no-rollback'], dryRun: v['dry-run'], yes: v.yes, force: v.force, tfDir: v['tf-dir'],
   }
 }
 
