@@ -1,8 +1,8 @@
 // rebuild:monitoring over a destroyed monitoring VM 200 (`--yes --json`): restored from its backup by the
 // shared flow, started (the lab hook boots the real Prometheus, Alertmanager, node-exporter, Grafana
 // stand-in), then every check. What this project adds is the wall time minus the node's own work
-// (calls.log work_ms, which includes the start hook booting the services), minus the boot wait (agent
-// step) and minus the time the checks wait for the services themselves (a fresh Prometheus lists its
+// (calls.log work_ms), minus the VM's boot (`qm start`, whose lab hook starts sshd and the four services
+// and waits for each, plus the agent step) and minus the time the checks wait for the services themselves (a fresh Prometheus lists its
 // targets and its Alertmanager after ~5 s: the checks' waitedMs). Goal ≤ 2 s. SSH connections per run:
 // to the node (its sshd.log, goal 1) and to the monitoring VM (its sshd.log: the flow's SSH proof and
 // the docker compose check).
@@ -42,8 +42,12 @@ export async function rebuildMonitoring(iterations: number): Promise<Row[]> {
     const r = timed(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/rebuild-monitoring.ts'), '--yes', '--json'], { env, cwd: ROOT })
     if (r.code !== 0) throw new Error(`bench: rebuild:monitoring exited ${r.code}: ${r.stderr.slice(-800)}${r.stdout.slice(-800)}`)
     const doc = JSON.parse(r.stdout) as Doc
-    const work = calls(LAB_DIR).reduce((s, c) => s + (c.work_ms ?? 0), 0)
-    const boot = doc.steps.filter((s) => /^Guest agent answers/.test(s.title)).reduce((s, x) => s + x.ms, 0)
+    const log = calls(LAB_DIR)
+    const work = log.reduce((s, c) => s + (c.work_ms ?? 0), 0)
+    // The VM's boot: `qm start 200` runs the lab hook that starts sshd and the four services and waits
+    // for each to answer (not in its work_ms), then the agent step.
+    const start = log.filter((c) => c.argv.join(' ') === 'qm start 200').reduce((s, c) => s + c.ms - (c.work_ms ?? 0), 0)
+    const boot = start + doc.steps.filter((s) => /^Guest agent answers/.test(s.title)).reduce((s, x) => s + x.ms, 0)
     const waited = (doc.facts.checks ?? []).reduce((s, c) => s + (c.waitedMs ?? 0), 0)
     m.wall.push(r.ms)
     m.work.push(work)
@@ -62,8 +66,8 @@ export async function rebuildMonitoring(iterations: number): Promise<Row[]> {
   const S = 'rebuild:monitoring (VM 200 destroyed, from backup)'
   return [
     { scenario: S, metric: 'wall time, end to end', unit: 'ms', stat: stat(m.wall) },
-    { scenario: S, metric: "node's own work (calls.log work_ms, with the start hook booting the services)", unit: 'ms', stat: stat(m.work) },
-    { scenario: S, metric: 'waiting for the guest to boot (agent step)', unit: 'ms', stat: stat(m.boot) },
+    { scenario: S, metric: "node's own work (calls.log work_ms)", unit: 'ms', stat: stat(m.work) },
+    { scenario: S, metric: 'the VM booting: qm start (the hook starts sshd + 4 services, each waited for) + agent step', unit: 'ms', stat: stat(m.boot) },
     { scenario: S, metric: "waiting for the services (checks' waitedMs: Prometheus targets, Alertmanager listed)", unit: 'ms', stat: stat(m.waited) },
     { scenario: S, metric: 'wall minus node work, boot wait and service waits', unit: 'ms', stat: o, goal: '≤ 2000 ms', met: o.median <= 2000, note: 'includes tsx start-up and the synthetic alert round trips' },
     { scenario: S, metric: 'SSH connections to the node', unit: 'connections', stat: c, goal: '1', met: c.max <= 1 },
