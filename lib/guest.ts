@@ -1,6 +1,6 @@
 // A guest being restored: what holds an ID on the node now, what a backup will bring back (its disks,
 // address, agent), the archive's integrity probe, and the proof that a started guest is alive.
-// Reads only; the restore's writes are argvs built by scripts/restore-vm.ts and sent through Ssh.
+// Reads only; the restore's writes are argvs built by lib/guest-restore.ts and sent through Ssh.
 import { DrError } from './errors.ts'
 import { exec } from './exec.ts'
 import { guestAddress, guestDisks, kindWord, lastLine, parseGuestConfig, tool, type GuestConfig, type Pve } from './pve.ts'
@@ -62,7 +62,7 @@ const DECOMPRESS: Record<string, string[]> = { gz: ['zcat'], lzo: ['lzop', '-d',
 const TEST: Record<string, string[]> = { gz: ['gzip', '-t'], lzo: ['lzop', '-t'], zst: ['zstd', '-q', '-t'], bz2: ['bzip2', '-t'] }
 
 /** What the probe runs on the node, for the plan and the report. */
-export function probeDescription(b: Backup): string {
+export function probeDescription(b: Pick<Backup, 'format' | 'compression'>): string {
   const c = b.compression
   if (b.format.startsWith('vma')) return `${c ? (DECOMPRESS[c] ?? []).join(' ') : 'cat'} FILE | vma verify -, every cluster counted`
   return c ? `${(TEST[c] ?? []).join(' ')} FILE` : 'tar -tf FILE'
@@ -78,9 +78,7 @@ export function probeDescription(b: Backup): string {
  */
 export async function probeArchive(pve: Pve, b: Backup): Promise<{ path: string; config: GuestConfig }> {
   if (b.size <= 0) throw corrupt(b, 'the file is empty (0 bytes)')
-  const c = b.compression
-  const vma = b.format.startsWith('vma')
-  const argv = vma ? ['vma', ...(c ? DECOMPRESS[c] ?? ['cat'] : ['cat'])] : ['tar', ...(c ? TEST[c] ?? ['tar', '-tf'] : ['tar', '-tf'])]
+  const argv = probeArgv(b)
   const script = [
     'p=$(pvesm path "$1") || exit 90',
     `printf 'path=%s\\n' "$p"`,
@@ -105,6 +103,33 @@ export async function probeArchive(pve: Pve, b: Backup): Promise<{ path: string;
     throw corrupt(b, lastLine([withoutClusterLines(r.stderr), r.stdout.slice(cut + 3)].filter((s) => s.trim()).join('\n')))
   }
   return { path, config }
+}
+
+/** The probe's kind and command for a backup: `vma zstd -q -d -c` (piped into vma verify) or `tar zstd -q -t`. */
+function probeArgv(b: Pick<Backup, 'format' | 'compression'>): string[] {
+  const c = b.compression
+  return b.format.startsWith('vma') ? ['vma', ...(c ? DECOMPRESS[c] ?? ['cat'] : ['cat'])] : ['tar', ...(c ? TEST[c] ?? ['tar', '-tf'] : ['tar', '-tf'])]
+}
+
+/**
+ * Just before anything is overwritten (issue 12), in one round trip: the chosen backup is still on
+ * its storage (a prune or a person may have removed it since the preflight), and the safety backup
+ * just written is whole (its configuration readable, the archive read end to end as in probeArchive).
+ * Throws a sentence naming what is wrong; the caller has changed nothing yet but the new safety file.
+ */
+export async function verifyBeforeOverwrite(pve: Pve, chosen: Backup, safety: Pick<Backup, 'volid' | 'file' | 'format' | 'compression'>): Promise<void> {
+  const script = [
+    'c=$(pvesm path "$1" 2>&1) && [ -f "$c" ] || { printf "%s\\n" "$c"; exit 92; }',
+    'p=$(pvesm path "$2") || exit 90',
+    '[ -s "$p" ] || { echo "the file is empty"; exit 93; }',
+    'pvesm extractconfig "$2" >/dev/null || exit 91',
+    'kind=$3; shift 3',
+    'if [ "$kind" = vma ]; then set -o pipefail; "$@" "$p" | vma verify -; else "$@" "$p" >/dev/null; fi',
+  ].join('\n')
+  const r = await pve.ssh.runScript(script, [chosen.volid, safety.volid, ...probeArgv(safety)], { timeoutMs: 4 * 3600_000 })
+  if (r.exitCode === 0) return
+  if (r.exitCode === 92) throw new DrError('failed', `Backup ${chosen.file} is no longer on storage '${chosen.storage}' (removed since it was checked: a prune, or by hand), so nothing was restored.`)
+  throw new DrError('failed', `The safety backup ${safety.file} just written is not whole (${lastLine(r.stderr || r.stdout)}), so nothing was restored: it could not put the guest back.`)
 }
 
 function corrupt(b: Backup, why: string): DrError {

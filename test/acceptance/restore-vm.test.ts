@@ -4,9 +4,9 @@ import { test as uvuTest } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawn, spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runTask, scriptOf, type RunOpts } from '../helpers.ts'
+import { runTask, scriptOf, type RunOpts, type RunOutput } from '../helpers.ts'
 import { FIXTURE, LAB_DIR, labEnv, labUp } from '../lab/lab.ts'
 import * as node from '../lab/node.ts'
 import { commandLine } from '../../lib/ssh.ts'
@@ -316,7 +316,7 @@ test('EF-002 the plan: backup, target and its state, every action in order, befo
     '  ! VM 101 (web01) is running: it will be stopped after its safety backup.',
     'Actions:',
     '  1. Safety backup of VM 101 (web01)',
-    `       vzdump 101 --storage local --mode snapshot --compress zstd --notes-template 'homelab-dr safety backup of {{guestname}} before restore:vm from ${LATEST}'`,
+    `       vzdump 101 --storage local --mode snapshot --compress zstd --notes-template 'homelab-dr safety backup of {{guestname}} before restore:vm from ${LATEST}' --remove 0`,
     '  2. Stop VM 101 (web01) (now running)',
     '       qm stop 101',
     `  3. Restore VM 101 from ${LATEST}`,
@@ -401,6 +401,113 @@ test('EF-007 --dry-run: the plan and the real facts, and no change on the node',
   assert.equal(writes(), [])
   assert.is(read(conf('qemu', 101)), before)
   assert.equal(dumpFiles(), files)
+})
+
+// ---- issue 12: what the safety backup and a failed restore must never lose ----
+
+/** restore:vm under a terminal; when `prompt` shows, `meanwhile()` runs (a fault injected while the operator reads), then `reply` is typed. */
+function restoreAtPrompt(args: string[], prompt: string, meanwhile: () => void, reply: string): Promise<RunOutput> {
+  const line = [process.execPath, '--import', 'tsx', scriptOf('restore:vm'), ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
+  const reports = mkdtempSync(join(tmpdir(), 'hdr-reports-'))
+  const child = spawn('script', ['-qefc', line, '/dev/null'], { env: labEnv({ HOMELAB_TF_DIR: TF, HDR_BOOT_TIMEOUT: '15', HDR_REPORTS_DIR: reports }), stdio: ['pipe', 'pipe', 'pipe'] })
+  let out = ''
+  let answered = false
+  const onData = (d: Buffer) => {
+    out += d
+    if (!answered && out.includes(prompt)) {
+      answered = true
+      meanwhile()
+      child.stdin.write(reply)
+    }
+  }
+  child.stdout.on('data', onData)
+  child.stderr.on('data', onData)
+  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+  return new Promise((resolve) => child.on('close', (code) => {
+    clearTimeout(timer)
+    rmSync(reports, { recursive: true, force: true })
+    const o = out.replace(/\r\n/g, '\n')
+    resolve({ code: code ?? 137, stdout: o, stderr: '', output: o })
+  }))
+}
+
+/** The VMA inside a .vma.zst, cut inside its first extent: the header is whole, the data is not (restore fails past the header). */
+function cutInsideFirstExtent(file: string): void {
+  const vma = spawnSync('zstd', ['-q', '-d', '-c', file]).stdout
+  const cut = vma.subarray(0, vma.readUInt32BE(56) + 512 + 100)
+  writeFileSync(file, spawnSync('zstd', ['-q', '-c'], { input: cut }).stdout)
+}
+
+test('EF-006 the safety backup never prunes the backup being restored (vzdump --remove 0), whatever the storage keeps', async () => {
+  await reset()
+  await stopped('101')
+  node.setStorage(LAB_DIR, 'local', { 'prune-backups': 'keep-last=1' })
+  const r = await restore(['101', '--date', '2026-11-23', '--yes', '--no-start'])
+  assert.is(r.code, 0, r.output)
+  assert.match(calls().find((c) => c.startsWith('vzdump 101'))!, / --remove 0$/)
+  assert.ok(dumpFiles().includes(OLDER) && dumpFiles().includes(LATEST), dumpFiles().join('\n'))
+  assert.is(disk('vm-101-disk-0'), 'HDR-LAB disk web01 scsi0 2026-11-23')
+  // the node's vzdump does prune by default, as pve-manager's does: keep-last=1 leaves the newest and the protected one
+  onNode('vzdump', '101', '--storage', 'local', '--mode', 'snapshot', '--compress', 'zstd')
+  assert.equal(dumpFiles().filter((f) => f.startsWith('vzdump-qemu-101-') && !/\.(log|notes|protected)$/.test(f)).length, 2)
+  assert.not.ok(dumpFiles().includes(OLDER))
+})
+
+test('EF-006 the chosen backup removed while the plan is read: found before the stop, nothing restored, the guest untouched', async () => {
+  await reset()
+  const r = await restoreAtPrompt(['101'], 'Choice [a]:', () => rmSync(join(DUMP, LATEST)), 's\n')
+  assert.is(r.code, 1, r.output)
+  assert.match(r.output, `✗ Backup ${LATEST} is no longer on storage 'local' (removed since it was checked: a prune, or by hand), so nothing was restored. VM 101 (web01) is unchanged.`)
+  assert.equal(writes().map((c) => c.split(' ')[0]), ['vzdump'])
+  assert.match(onNode('qm', 'status', '101'), 'status: running')
+  assert.is(disk('vm-101-disk-0'), 'HDR-LAB disk web01 scsi0 current')
+})
+
+test('EF-006 a restore that fails over the guest is rolled back: safety backup restored, started, proven; both reported (exit 1)', async () => {
+  await reset()
+  const before = dumpFiles()
+  const r = await restoreAtPrompt(['101'], 'Choice [a]:', () => cutInsideFirstExtent(join(DUMP, LATEST)), 's\n')
+  assert.is(r.code, 1, r.output)
+  const safety = safetyFile(before)[0]
+  assert.ok(safety, 'a safety backup was written')
+  assert.match(r.output, `✗ The restore of VM 101 failed: `)
+  assert.match(r.output, 'Rolling back to the safety backup (--no-rollback would leave it).')
+  assert.match(r.output, '✓ Roll back VM 101 (web01) to its safety backup')
+  assert.match(r.output, '✓ SSH login to root@10.251.0.101: hostname web01')
+  assert.match(r.output, new RegExp(`Rolled back: VM 101 \\(web01\\) is as it was before, from its safety backup ${safety!.replace(/\./g, '\\.')}, running and reachable\\.`))
+  assert.equal(writes().map((c) => c.split(' --notes-template')[0]).slice(-3), [`qmrestore local:backup/${LATEST} 101 --force 1`, `qmrestore local:backup/${safety} 101 --force 1`, 'qm start 101'])
+  assert.is(disk('vm-101-disk-0'), 'HDR-LAB disk web01 scsi0 current')
+  assert.is(sshHostname('10.251.0.101'), 'web01')
+})
+
+test('EF-006 --no-rollback: a failed restore is left as it is, with the safety backup and how to put it back', async () => {
+  await reset()
+  const r = await restoreAtPrompt(['101', '--no-rollback'], 'Choice [a]:', () => cutInsideFirstExtent(join(DUMP, LATEST)), 's\n')
+  assert.is(r.code, 1, r.output)
+  assert.match(r.output, 'Left as it is (--no-rollback): VM 101 (web01) may have lost its disks.')
+  assert.match(r.output, /To put it back: npm run restore:vm -- 101 --backup local:backup\/vzdump-qemu-101-/)
+  assert.not.ok(writes().some((c) => c.includes('--force 1') && !c.includes(LATEST)), 'no rollback ran')
+})
+
+test('issue 12.17 two restores of one VMID at once: the second is refused naming the holder, nothing changed', async () => {
+  await reset()
+  const locks = mkdtempSync(join(tmpdir(), 'hdr-locks-'))
+  try {
+    // The first run holds the guest's lock: this test process stands in for it (alive, this host).
+    const holder = { task: 'restore:vm', pid: process.pid, host: hostname(), started: '2026-12-02T03:00:00.000Z', command: '101 --yes' }
+    writeFileSync(join(locks, 'guest-pve-101.lock'), JSON.stringify(holder) + '\n')
+    const before = read(conf('qemu', 101))
+    const r = await restore(['101', '--yes'], { env: { HDR_LOCK_DIR: locks } })
+    assert.is(r.code, 4, r.output)
+    assert.ok(r.output.includes(`✗ Another homelab-dr run is working on guest 101 on node 'pve': restore:vm (pid ${process.pid} on ${hostname()}, started 2026-12-02T03:00:00.000Z: 101 --yes). Nothing was changed.`), r.output)
+    assert.equal(writes(), [])
+    assert.is(read(conf('qemu', 101)), before)
+    // a dry run takes no lock and still shows the plan
+    const dry = await restore(['101', '--dry-run'], { env: { HDR_LOCK_DIR: locks } })
+    assert.is(dry.code, 0, dry.output)
+  } finally {
+    rmSync(locks, { recursive: true, force: true })
+  }
 })
 
 test('bad input changes nothing and says why: VMID range, --date, unknown flag, --backup of another VMID, --target-id = source', async () => {

@@ -1,4 +1,4 @@
-// vzdump N --storage S --mode snapshot|stop --compress zstd [--notes-template T]
+// vzdump N --storage S --mode snapshot|stop --compress zstd [--notes-template T] [--remove 0|1] [--prune-backups keep-last=N,…]
 // Naming and log lines: pve-manager PVE/VZDump.pm; log format: pve-guest-common src/PVE/VZDump/Plugin.pm
 // debugmsg; VMA layout: pve-qemu vma-writer.c; LXC tar: pve-container src/PVE/VZDump/LXC.pm.
 import fs from 'node:fs'
@@ -9,7 +9,7 @@ import {
   NODE, SimError, guestType, loadConf, printConf, confGet, getStorage, assertActive, dumpDir, getRun,
   volumePath, rootfsPath, now, guestName,
 } from './state.mjs'
-import { compressor, filter } from './archive.mjs'
+import { archiveInfo, compressor, filter } from './archive.mjs'
 import { writeVma } from './vma.mjs'
 import { out, err, work, parseArgs } from './cli.mjs'
 import { configVolumes } from './restore.mjs'
@@ -110,6 +110,14 @@ export async function vzdump(argv) {
           if (notes !== '') { info('adding notes to backup'); fs.writeFileSync(`${file}.notes`, notes) }
         }
         if (opts.protected) { info('marking backup as protected'); fs.writeFileSync(`${file}.protected`, '') }
+        // pve-manager PVE/VZDump.pm new(): `$opts->{remove} = 1 if !defined($opts->{remove})`; then
+        // exec_backup_task: "prune older backups with retention: …" by the storage's prune-backups.
+        if (opts.remove !== false) {
+          const keep = pruneOptions(opts['prune-backups'] ?? st['prune-backups'])
+          info(`prune older backups with retention: ${Object.keys(keep).sort().map((k) => `${k}=${keep[k]}`).join(', ')}`)
+          const removed = prune(sid, dir, type, vmid, keep, info)
+          info(`pruned ${removed} backup(s)${removed > 0 ? ' not covered by keep-retention policy' : ''}`)
+        }
         const secs = Math.floor((now() - t0.getTime()) / 1000)
         info(`Finished Backup of VM ${vmid} (${pad(Math.floor(secs / 3600))}:${pad(Math.floor(secs / 60) % 60)}:${pad(secs % 60)})`)
       } catch (e) {
@@ -123,4 +131,64 @@ export async function vzdump(argv) {
     if (errors) throw new SimError('job errors', 255)
     return 0
   })
+}
+
+// ---- prune (pve-storage src/PVE/Storage.pm prune_mark_backup_group, src/PVE/Storage/Plugin.pm prune_backups) ----
+
+/** `keep-last=2,keep-daily=7` → { 'keep-last': 2, … }; nothing configured → keep-all=1 (pve-manager's default). */
+function pruneOptions(text) {
+  const keep = {}
+  for (const part of String(text ?? '').split(',').filter(Boolean)) {
+    const m = /^(keep-(?:all|last|hourly|daily|monthly|yearly))=(\d+)$/.exec(part.trim())
+    if (!m) throw new SimError(`400 Parameter verification failed.\nprune-backups: invalid format - unknown or unsupported option '${part}' (the simulator knows keep-all, -last, -hourly, -daily, -monthly, -yearly)`, 255)
+    keep[m[1]] = Number(m[2])
+  }
+  return Object.keys(keep).length ? keep : { 'keep-all': 1 }
+}
+
+/** Marks this guest's backups keep/remove/protected like prune_mark_backup_group, removes the 'remove' ones. */
+function prune(sid, dir, type, vmid, keep, info) {
+  const group = []
+  for (const fn of fs.readdirSync(dir)) {
+    const a = archiveInfo(fn)
+    if (!a || a.vmid !== vmid || a.type !== type || a.ctime === undefined) continue
+    group.push({ fn, ctime: a.ctime, mark: fs.existsSync(path.join(dir, `${fn}.protected`)) ? 'protected' : undefined })
+  }
+  const positive = Object.keys(keep).filter((k) => k !== 'keep-all' && keep[k] > 0)
+  if (keep['keep-all'] || positive.length === 0) return 0
+  const list = [...group].sort((x, y) => y.ctime - x.ctime)
+  const local = (t) => new Date(t * 1000)
+  const ids = {
+    'keep-last': (t) => String(t),
+    'keep-hourly': (t) => { const d = local(t); return `${d.getHours()}/${d.getDate()}/${d.getMonth()}/${d.getFullYear()}` },
+    'keep-daily': (t) => { const d = local(t); return `${d.getDate()}/${d.getMonth()}/${d.getFullYear()}` },
+    'keep-monthly': (t) => { const d = local(t); return `${d.getMonth()}/${d.getFullYear()}` },
+    'keep-yearly': (t) => String(local(t).getFullYear()),
+  }
+  for (const [opt, id] of Object.entries(ids)) {
+    const count = keep[opt]
+    if (!count) continue
+    const already = new Set(list.filter((e) => e.mark === 'keep').map((e) => id(e.ctime)))
+    const newly = new Set()
+    for (const e of list) {
+      if (e.mark !== undefined || already.has(id(e.ctime))) continue
+      if (!newly.has(id(e.ctime))) {
+        if (newly.size >= count) break
+        newly.add(id(e.ctime))
+        e.mark = 'keep'
+      } else e.mark = 'remove'
+    }
+  }
+  let removed = 0
+  for (const e of list) {
+    if ((e.mark ?? 'remove') !== 'remove') continue
+    info(`removing backup '${sid}:backup/${e.fn}'`)
+    // PVE::Storage::archive_remove: the archive, then its .log and .notes
+    fs.rmSync(path.join(dir, e.fn), { force: true })
+    const a = archiveInfo(e.fn)
+    if (a?.logfilename) fs.rmSync(path.join(dir, a.logfilename), { force: true })
+    fs.rmSync(path.join(dir, `${e.fn}.notes`), { force: true })
+    removed++
+  }
+  return removed
 }
