@@ -55,8 +55,6 @@ export function vmBoots(entries) {
 
 /** `link_down=1` on the guest's first NIC (qemu-server QemuServer.pm $net_fmt; pve-container netN): unplugged. */
 export const linkDown = (type, entries) => /(?:^|,)link_down=1(?:,|$)/.test(confGet(entries, 'net0') ?? '')
-/** The NIC's MAC from the config: qemu `virtio=MAC,…`, lxc `hwaddr=MAC`. */
-const nicMac = (type, entries) => (type === 'qemu' ? /^[a-z0-9-]+=([0-9A-Fa-f:]{17})/.exec(confGet(entries, 'net0') ?? '') : /(?:^|,)hwaddr=([0-9A-Fa-f:]{17})/.exec(confGet(entries, 'net0') ?? ''))?.[1]
 
 /** Bring the guest's network presence up (netns + sshd, or the start hook). */
 export function guestUp(type, vmid, entries) {
@@ -68,10 +66,9 @@ export function guestUp(type, vmid, entries) {
   guestNetDown(vmid)
   ensureBridge()
   const ns = nsName(vmid), veth = `hdrv${vmid}`.slice(0, 15)
-  const mac = nicMac(type, entries)
   // link_down: the guest's NIC exists (its address is configured inside) but its cable is pulled:
   // the host side is not on the bridge and stays down, so nothing outside the guest can reach it.
-  ipBatch([`netns add ${ns}`, `link add ${veth} type veth peer name eth0${mac ? ` address ${mac}` : ''} netns ${ns}`,
+  ipBatch([`netns add ${ns}`, `link add ${veth} type veth peer name eth0 netns ${ns}`,
     linkDown(type, entries) ? `link set ${veth} down` : `link set ${veth} master ${BRIDGE} up`])
   ipBatch(['link set lo up', `addr add ${ip}/24 dev eth0`, 'link set eth0 up', `route add default via ${BRIDGE_IP}`], ns)
   const dir = path.join(runDir, `g${vmid}`)
