@@ -9,6 +9,7 @@ import { restoreState } from './restore-state.ts'
 import { restoreVm } from './restore-vm.ts'
 import { rebuildMonitoring } from './rebuild-monitoring.ts'
 import { verifyBackups } from './verify-backups.ts'
+import { restoreTest } from './restore-test.ts'
 import type { Row } from './measure.ts'
 import { LAB_DIR } from '../test/lab/lab.ts'
 import { lock } from '../test/lab/node.ts'
@@ -24,6 +25,7 @@ const scenarios: Scenario[] = [
   { name: 'rebuild:monitoring', run: rebuildMonitoring },
   // --quick: fewer and smaller files (2 archives of 16–24 MiB; 10 and 100 listed files)
   { name: 'verify:backups', run: (n) => verifyBackups(n, Boolean(values.quick)) },
+  { name: 'restore-test', run: restoreTest }, // verify:backups --restore-test: overhead per test restore
 ]
 
 // The lab is shared with the tests: hold it (children inherit the lock).

@@ -12,7 +12,7 @@ import type { FileItem, GuestItem, Item, StateItem } from './verify.ts'
 const P = 'homelab_dr'
 
 /** `name{labels} value` lines with HELP/TYPE headers, one family at a time. */
-class Exposition {
+export class Exposition {
   private readonly lines: string[] = []
   family(name: string, help: string, samples: Array<[Record<string, string>, number]>): void {
     this.lines.push(`# HELP ${P}_${name} ${help}`, `# TYPE ${P}_${name} gauge`)

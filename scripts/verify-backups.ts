@@ -6,6 +6,7 @@
 //   npm run -s verify:backups -- --vmid 101         # one guest
 //   npm run -s verify:backups -- --states           # also every state version of every environment
 //   npm run -s verify:backups -- --metrics /var/lib/prometheus/node-exporter/homelab_dr.prom   # cron
+//   npm run -s verify:backups -- --restore-test --yes          # also boot each newest good backup (docs/test-restore.md)
 //
 // Exit codes: 0 everything good · 1 a file or state version failed · 5 nothing failed but a guest's
 // backup is missing or stale (or could not be verified) · 4 node or S3 unreachable · 2 usage.
@@ -22,6 +23,7 @@ import { listVersions, getText, openS3, s3Error } from '../lib/s3.ts'
 import { Ssh } from '../lib/ssh.ts'
 import { stateKey } from '../lib/state.ts'
 import { testHook } from '../lib/env.ts'
+import { fileFilter, parseRestoreTestArgs, runRestoreTests } from '../lib/restore-test.ts'
 import { defineTask } from '../lib/task.ts'
 import {
   DEFAULT_MAX_AGE_HOURS, NODE_SCRIPT, clock, expectedGuests, fileItem, guestItem, linkOlderGood, nodeInput, parseNodeLine, stateChecks, unansweredItem, worst,
@@ -51,12 +53,20 @@ Exit 0 only when everything is good; 1 when something failed; 5 when only warnin
     'no-files': { type: 'boolean', description: 'skip the node (files, missing/stale); use with --states' },
     'max-age': { type: 'string', value: 'HOURS', description: 'a backup older than this is stale (default: from the job schedule, else 26)' },
     metrics: { type: 'string', value: 'FILE', description: 'write Prometheus textfile-collector metrics to FILE (atomically)' },
+    // ---- test restores (lib/restore-test.ts, docs/test-restore.md) ----
+    'restore-test': { type: 'boolean', description: 'also restore each guest\'s newest good backup into a scratch ID, isolated, prove it boots, destroy it (--vmid N,N… to choose)' },
+    'scratch-range': { type: 'string', value: 'FIRST-LAST', description: 'VMIDs the test restores may use (default 9000-9099); never an existing one' },
+    'memory-cap': { type: 'string', value: 'MiB', description: 'memory of each test copy at most (default: half of the node\'s free memory / --parallel)' },
+    parallel: { type: 'string', value: 'N', description: 'test restores at a time (default 1)' },
+    'scratch-storage': { type: 'string', value: 'S', description: 'storage for the test copies\' disks (default: where the backup\'s disks were)' },
+    'boot-timeout': { type: 'string', value: 'SECONDS', description: 'how long a test copy may take to prove it booted (default 300)' },
   },
   examples: [
     'npm run -s verify:backups',
     'npm run -s verify:backups -- --vmid 101 --max-age 30',
     'npm run -s verify:backups -- --states --no-files --json',
     'npm run -s verify:backups -- --metrics /var/lib/prometheus/node-exporter/homelab_dr.prom',
+    'npm run -s verify:backups -- --restore-test --vmid 101,110 --yes --metrics /var/lib/prometheus/node-exporter/homelab_dr.prom',
   ],
 } satisfies CommandSpec
 
@@ -65,7 +75,8 @@ let spinner: { stop(): void } | undefined
 
 export const task = defineTask(spec, async ({ values }) => {
   // Arguments: usage errors before any I/O
-  const vmid = values.vmid === undefined ? undefined : parseVmid(values.vmid)
+  const restoreTest = parseRestoreTestArgs(values) // --restore-test: its --vmid may list several guests
+  const vmid = values.vmid === undefined ? undefined : restoreTest ? fileFilter(restoreTest) : parseVmid(values.vmid)
   const maxAge = values['max-age'] === undefined ? undefined : parseHours(values['max-age'])
   if (values['no-files'] && !values.states) throw usageError('Nothing to check: --no-files skips the node, so add --states.')
   if (values['no-files'] && (values.node || values.storage || values.vmid || values['max-age'])) throw usageError('--node, --storage, --vmid and --max-age need the node: drop --no-files.')
@@ -110,6 +121,7 @@ export const task = defineTask(spec, async ({ values }) => {
     const nodeNames = facts.map((n) => n.pve.node)
     let guests = expectedGuests(resources.filter((r) => nodeNames.includes(r.node)), jobs, maxAge)
     if (vmid !== undefined) guests = guests.filter((g) => g.vmid === vmid)
+    if (restoreTest?.vmids) guests = guests.filter((g) => restoreTest.vmids!.includes(g.vmid)) // --restore-test --vmid N,N…
     if (vmid !== undefined && guests.length === 0) guests = [{ vmid, type: facts.flatMap((n) => n.backups)[0]?.type, name: undefined, maxAgeHours: maxAge ?? DEFAULT_MAX_AGE_HOURS }]
     for (const g of guests) {
       const item = guestItem(g, files, now)
@@ -121,6 +133,10 @@ export const task = defineTask(spec, async ({ values }) => {
     for (const n of facts) Object.assign(report.facts[`node:${n.pve.node}`] as object, { sshCommands: n.pve.ssh.commands })
     for (const n of facts) await n.pve.ssh.close()
   }
+
+  // Test restores (--restore-test): each guest's newest good backup restored in isolation, booted, destroyed
+  const tested = restoreTest ? await runRestoreTests(cfg, nodes[0]!, restoreTest, items.filter((i): i is FileItem => i.kind === 'file'), report) : undefined
+  if (tested) report.facts.restoreTests = tested.results
 
   // State versions of every environment (US5.2)
   if (values.states) planned.states = await checkStates(cfg, items, line, Boolean(values['dry-run']))
@@ -137,14 +153,15 @@ export const task = defineTask(spec, async ({ values }) => {
   const count = (s: Status) => items.filter((i) => i.status === s).length
   const failed = count('failed')
   const warnings = count('warning') + notices.length
-  const exitCode = failed ? 1 : warnings ? 5 : 0
+  const verifyExit = failed ? 1 : warnings ? 5 : 0
+  const exitCode = [1, 4, 5].find((c) => c === verifyExit || c === tested?.exitCode) ?? 0 // restore tests: worst first
   const seconds = (Date.now() - started) / 1000
-  const summary = `${values['dry-run'] ? `${mark.dry} metadata only (size, log; no archive read${planned.states ? `, ${planned.states} state versions not downloaded` : ''}): ` : ''}${items.length} checked, ${count('ok')} ok, ${warnings} warnings, ${failed} failed in ${clock(seconds)}`
+  const summary = `${values['dry-run'] ? `${mark.dry} metadata only (size, log; no archive read${planned.states ? `, ${planned.states} state versions not downloaded` : ''}): ` : ''}${items.length} checked, ${count('ok')} ok, ${warnings} warnings, ${failed} failed in ${clock(seconds)}${tested ? `; ${tested.summary}` : ''}`
   report.facts.items = items
   report.facts.notices = notices
   report.facts.counts = { checked: items.length, ok: count('ok'), warnings, failed }
   if (values.metrics && !values['dry-run']) {
-    writeAtomic(values.metrics, renderMetrics(items, { finishedAt: Date.now(), durationSeconds: seconds, exitCode }))
+    writeAtomic(values.metrics, renderMetrics(items, { finishedAt: Date.now(), durationSeconds: seconds, exitCode }) + (tested?.metrics ?? ''))
     report.facts.metricsFile = values.metrics
   }
   const next = damaged.length ? ['Restore from a good backup: npm run -s restore:vm -- <vmid> --backup <volid>'] : []

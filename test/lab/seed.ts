@@ -33,7 +33,7 @@ export const BACKUPS = {
   monitoring: ['vzdump-qemu-200-2026_11_25-03_00_02.vma.zst'],
 } as const
 
-/** A recognizable disk image: a text label in block 0, patterned clusters, a lone block, zeros. */
+/** A recognizable disk image: a text label in block 0 (a bootable sector 0), patterned clusters, a lone block, zeros. */
 export function diskImage(label: string, sizeMiB: number): Buffer {
   const img = Buffer.alloc(sizeMiB * MiB)
   const seed = createHash('sha256').update(label).digest()
@@ -43,6 +43,8 @@ export function diskImage(label: string, sizeMiB: number): Buffer {
   }
   if (sizeMiB > 2) img.write(`lone block of ${label}`, 2 * MiB + 3 * 4096)
   img.write(`HDR-LAB disk ${label}\n`, 0)
+  img[510] = 0x55 // the boot signature ending sector 0: the firmware boots this disk (pve-sim guest.mjs vmBoots)
+  img[511] = 0xaa
   return img
 }
 

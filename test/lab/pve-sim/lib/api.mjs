@@ -36,6 +36,25 @@ function resources() {
   })
 }
 
+/**
+ * GET /nodes/{node}/status (pve-manager PVE/API2/Nodes.pm status): memory from /proc/meminfo via
+ * PVE::ProcFSTools::read_meminfo — { total, used, free, available } in bytes, used = total − available.
+ * The lab node has pve/node.json { memTotal, memBase } (bytes; defaults 32 GiB and 2 GiB for the host);
+ * each running guest uses its configured memory.
+ */
+function nodeStatus() {
+  const n = readJson(path.join(pveDir, 'node.json'), {})
+  const total = n.memTotal ?? 32 * 1073741824
+  const used = Math.min(total, (n.memBase ?? 2 * 1073741824) + listGuests().filter(({ vmid }) => getRun(vmid).running)
+    .reduce((s, { vmid, type }) => s + Number(String(confGet(loadConf(type, vmid), 'memory') ?? 512).replace(/^current=/, '')) * 1048576, 0))
+  return {
+    uptime: 12345, pveversion: 'pve-manager/9.1.7/lab', kversion: 'Linux 6.14.8-2-pve', loadavg: ['0.10', '0.12', '0.09'],
+    memory: { total, used, free: total - used, available: total - used },
+    swap: { total: 8589934592, used: 0, free: 8589934592 },
+    cpuinfo: { cpus: 8, sockets: 1, cores: 8, model: 'lab' },
+  }
+}
+
 function storageIndex(content) {
   const list = []
   for (const [id, st] of Object.entries(loadStorages())) {
@@ -69,7 +88,7 @@ export async function pvesh(argv) {
     const problem = activationError(m[2] ?? '', st)
     if (problem) throw new SimError(problem)
     value = opts.content && opts.content !== 'backup' ? [] : listBackups(m[2], st, opts.vmid)
-  } else if ((m = /^\/nodes\/([^/]+)\/status$/.exec(url))) { nodeCheck(m[1]); value = { uptime: 12345, pveversion: 'pve-manager/9.1.7/lab', kversion: 'Linux 6.14.8-2-pve' } }
+  } else if ((m = /^\/nodes\/([^/]+)\/status$/.exec(url))) { nodeCheck(m[1]); value = nodeStatus() }
   else throw new SimError(`No 'get' handler defined for '${url}'`)
   const fmt = opts['output-format'] ?? 'text'
   out(fmt === 'json-pretty' ? JSON.stringify(value, null, 4) : JSON.stringify(value))

@@ -5,7 +5,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { labDir, runDir, guestBind, guestIp, guestMac, guestName, pveDir } from './state.mjs'
+import { labDir, runDir, guestBind, guestIp, guestMac, guestName, pveDir, confGet, volumePath } from './state.mjs'
 
 export const BRIDGE = 'hdrbr0'
 export const BRIDGE_IP = '10.251.0.1'
@@ -30,10 +30,37 @@ export function runHook(bind, action, vmid) {
   finally { fs.closeSync(fd) }
 }
 
+/**
+ * Whether a VM's operating system comes up: the firmware (SeaBIOS; OVMF reads the protective MBR of
+ * a GPT disk the same way) boots the first disk of `boot: order=…` (else `bootdisk`, else the first
+ * disk) only when its sector 0 ends with the boot signature 0x55 0xAA. A guest that does not boot
+ * still runs (QEMU is up, `qm status` says running) but nothing inside it answers: no network, and
+ * the guest agent, a program of the booted OS, never starts (qemu-server QemuServer/Agent.pm then
+ * says "QEMU guest agent is not running").
+ */
+export function vmBoots(entries) {
+  const disk = /^(ide|sata|scsi|virtio)\d+$/
+  const isDisk = (k) => disk.test(k) && confGet(entries, k) !== undefined && !/media=cdrom/.test(confGet(entries, k))
+  const order = /(?:^|,)order=([^,]+)/.exec(confGet(entries, 'boot') ?? '')?.[1]?.split(';') ?? []
+  const key = order.find(isDisk) ?? (isDisk(confGet(entries, 'bootdisk') ?? '') ? confGet(entries, 'bootdisk') : undefined)
+    ?? entries.map((e) => e.key).find((k) => k && isDisk(k))
+  if (!key) return false
+  const vol = /^([a-z][a-z0-9_.-]*:[^,]+)/i.exec(confGet(entries, key) ?? '')?.[1]
+  if (!vol) return false
+  try {
+    const fd = fs.openSync(volumePath(vol), 'r')
+    try { const b = Buffer.alloc(2); return fs.readSync(fd, b, 0, 2, 510) === 2 && b[0] === 0x55 && b[1] === 0xaa } finally { fs.closeSync(fd) }
+  } catch { return false }
+}
+
+/** `link_down=1` on the guest's first NIC (qemu-server QemuServer.pm $net_fmt; pve-container netN): unplugged. */
+export const linkDown = (type, entries) => /(?:^|,)link_down=1(?:,|$)/.test(confGet(entries, 'net0') ?? '')
+
 /** Bring the guest's network presence up (netns + sshd, or the start hook). */
 export function guestUp(type, vmid, entries) {
   const bind = guestBind(entries, vmid)
   if (bind) return runHook(bind, 'start', vmid)
+  if (type === 'qemu' && !vmBoots(entries)) return // the OS never comes up: nothing answers
   const ip = guestIp(type, entries)
   if (!ip || !ip.startsWith('10.251.0.')) return // not on the lab bridge: nothing to reach
   guestNetDown(vmid)
@@ -43,8 +70,11 @@ export function guestUp(type, vmid, entries) {
   // announces itself when it comes up: the node forgets what it knew of the address (the gratuitous ARP
   // of a booting guest). With a fresh random MAC per start and the old neighbour entry still REACHABLE,
   // the first packets after `qm start` went to the previous MAC (test/lab/node.test.ts EF-003, flaky).
+  // link_down: the guest's NIC exists (its address is configured inside) but its cable is pulled:
+  // the host side is not on the bridge and stays down, so nothing outside the guest can reach it.
   const mac = guestMac(type, entries)
-  ipBatch([`netns add ${ns}`, `link add ${veth} type veth peer name eth0 netns ${ns}${mac ? ` address ${mac}` : ''}`, `link set ${veth} master ${BRIDGE} up`, `neigh flush to ${ip} dev ${BRIDGE}`])
+  ipBatch([`netns add ${ns}`, `link add ${veth} type veth peer name eth0 netns ${ns}${mac ? ` address ${mac}` : ''}`,
+    ...(linkDown(type, entries) ? [`link set ${veth} down`] : [`link set ${veth} master ${BRIDGE} up`, `neigh flush to ${ip} dev ${BRIDGE}`])])
   ipBatch(['link set lo up', `addr add ${ip}/24 dev eth0`, 'link set eth0 up', `route add default via ${BRIDGE_IP}`], ns)
   const dir = path.join(runDir, `g${vmid}`)
   fs.mkdirSync(path.join(dir, 'home'), { recursive: true })

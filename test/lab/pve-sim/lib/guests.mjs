@@ -1,15 +1,15 @@
-// Guest lifecycle for qm and pct: status/config/start/stop/shutdown/destroy/guest ping/exec/create.
+// Guest lifecycle for qm and pct: status/config/set/start/stop/shutdown/destroy/guest cmd|exec/exec/create.
 // Messages: qemu-server src/PVE/CLI/qm.pm, src/PVE/API2/Qemu.pm, src/PVE/QemuServer.pm,
 // src/PVE/QemuServer/Agent.pm; pve-container src/PVE/CLI/pct.pm, src/PVE/API2/LXC.pm, src/PVE/LXC.pm.
 import fs from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import {
-  NODE, SimError, guestType, loadConf, saveConf, confGet, confPath, getRun, setRun, clearRun, guestBind,
+  NODE, SimError, guestType, loadConf, saveConf, confGet, confSet, confPath, getRun, setRun, clearRun, guestBind,
   getStorage, assertActive, volumePath, rootfsPath, freeDiskName, now, writeFileAtomic,
 } from './state.mjs'
-import { out, parseArgs, vmidArg } from './cli.mjs'
-import { guestUp, guestDown, guestPid, runHook, nsName } from './guest.mjs'
+import { out, err, parseArgs, vmidArg } from './cli.mjs'
+import { guestUp, guestDown, guestPid, runHook, nsName, vmBoots } from './guest.mjs'
 import { configVolumes, freeVolume, newMac } from './restore.mjs'
 
 const label = (type) => (type === 'qemu' ? 'VM' : 'CT')
@@ -100,27 +100,33 @@ export async function guestCommand(type, argv) {
       return 0
     }
     case 'guest': {
-      // qm guest cmd N ping — Agent.pm assert_agent_available; success prints nothing
-      if (type !== 'qemu' || rest[0] !== 'cmd') throw new SimError(`unknown command '${tool} ${argv.join(' ')}'`)
-      const vmid = vmidArg(rest[1], 'qm guest cmd <vmid> <command>')
+      // qm guest cmd N ping|get-osinfo, qm guest exec N -- CMD (CLI/qm.pm guest cmd/exec,
+      // $print_agent_result; API2/Qemu/Agent.pm). Agent.pm assert_agent_available first.
+      if (type !== 'qemu' || (rest[0] !== 'cmd' && rest[0] !== 'exec')) throw new SimError(`unknown command '${tool} ${argv.join(' ')}'`)
+      const vmid = vmidArg(rest[1], `qm guest ${rest[0]} <vmid> ${rest[0] === 'cmd' ? '<command>' : '[<extra-args>]'}`)
       const conf = need(type, vmid)
       const agent = confGet(conf, 'agent') ?? ''
       if (!/^(1|enabled=1)/.test(agent)) throw new SimError('No QEMU guest agent configured')
       const run = getRun(vmid)
       if (!run.running) throw new SimError(`VM ${vmid} is not running`)
-      if (now() - run.started < lag()) throw new SimError('QEMU guest agent is not running') // agent still booting
-      return 0
+      // the agent is a program of the guest OS: not up while it boots, never when the OS does not boot
+      if (now() - run.started < lag() || !vmBoots(conf)) throw new SimError('QEMU guest agent is not running')
+      if (rest[0] === 'exec') return agentExec(vmid, rest.slice(rest[2] === '--' ? 3 : 2))
+      const command = rest[2]
+      if (command === 'ping') return 0 // an empty hash: prints nothing
+      if (command === 'get-osinfo') { out(perlPretty(OSINFO)); return 0 }
+      throw new SimError(`400 Parameter verification failed.\ncommand: value '${command ?? ''}' does not have a value in the enumeration 'fsfreeze-freeze, fsfreeze-status, fsfreeze-thaw, fstrim, get-fsinfo, get-host-name, get-memory-block-info, get-memory-blocks, get-osinfo, get-time, get-timezone, get-users, get-vcpus, info, network-get-interfaces, ping, shutdown, suspend-disk, suspend-hybrid, suspend-ram'\nqm guest cmd <vmid> <command>`)
     }
+    case 'set':
+      return setGuest(type, rest)
     case 'exec': {
       if (type !== 'lxc') break
       const vmid = vmidArg(rest[0], 'pct exec <vmid> [<extra-args>]')
-      const conf = need(type, vmid)
+      need(type, vmid)
       if (!getRun(vmid).running) throw new SimError(`CT ${vmid} not running`)
       const cmd = rest.slice(rest[1] === '--' ? 2 : 1)
-      const pid = guestPid(vmid)
-      const full = pid && fs.existsSync(`/run/netns/${nsName(vmid)}`) ? ['nsenter', '-t', String(pid), '-n', '-u', '--', ...cmd] : cmd
-      if (!full.length) throw new SimError('missing command')
-      const [bin, ...args] = full
+      if (!cmd.length) throw new SimError('missing command')
+      const [bin, ...args] = insideGuest(vmid, cmd)
       const r = spawnSync(bin ?? 'true', args, { stdio: 'inherit' })
       return r.status ?? 255
     }
@@ -172,5 +178,95 @@ async function pctCreate(argv) {
   saveConf('lxc', vmid, conf)
   setRun(vmid, false)
   if (opts.start) startGuest('lxc', vmid)
+  return 0
+}
+
+/** A command inside a started guest: in its netns and UTS namespace when it has one (lab guests). */
+function insideGuest(vmid, cmd) {
+  const pid = guestPid(vmid)
+  return pid && fs.existsSync(`/run/netns/${nsName(vmid)}`) ? ['nsenter', '-t', String(pid), '-n', '-u', '--', ...cmd] : cmd
+}
+
+/** qemu-ga guest-get-osinfo of the lab's Debian guests (qemu-ga qga/commands-posix.c qmp_guest_get_osinfo). */
+const OSINFO = {
+  id: 'debian', 'kernel-release': '6.1.0-28-amd64', 'kernel-version': '#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 (2024-11-22)',
+  machine: 'x86_64', name: 'Debian GNU/Linux', 'pretty-name': 'Debian GNU/Linux 12 (bookworm)', version: '12 (bookworm)', 'version-id': '12',
+}
+
+/** Perl JSON->new->pretty->canonical output (3-space indent, ` : `), as $print_agent_result prints. */
+function perlPretty(v, indent = '') {
+  const inner = indent + '   '
+  if (Array.isArray(v)) return v.length ? `[\n${v.map((x) => inner + perlPretty(x, inner)).join(',\n')}\n${indent}]` : '[]'
+  if (v && typeof v === 'object') {
+    const keys = Object.keys(v).sort()
+    return keys.length ? `{\n${keys.map((k) => `${inner}${JSON.stringify(k)} : ${perlPretty(v[k], inner)}`).join(',\n')}\n${indent}}` : '{}'
+  }
+  return JSON.stringify(v)
+}
+
+/** qm guest exec N -- CMD: guest-exec + guest-exec-status until exited (CLI/qm.pm exec, Agent.pm qemu_exec_status). */
+function agentExec(vmid, cmd) {
+  if (!cmd.length) throw new SimError('command or input-data (or both) required')
+  const [bin, ...args] = insideGuest(vmid, cmd)
+  const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 30_000 })
+  if (r.error) throw new SimError(`Agent error: Failed to execute child process “${cmd[0]}” (No such file or directory)`)
+  const res = { exitcode: r.status ?? 255, exited: 1 }
+  if (r.stdout) res['out-data'] = r.stdout
+  if (r.stderr) res['err-data'] = r.stderr
+  out(perlPretty(res))
+  return 0
+}
+
+/**
+ * qm set / pct set (qemu-server API2/Qemu.pm update_vm, synchronous for the CLI; pve-container
+ * API2/LXC/Config.pm update_vm → LXC/Config.pm update_pct_config). For a stopped guest the change is
+ * written at once. qm prints `update VM N: -key value …`; deleting an unset key only warns
+ * "cannot delete 'K' - not set in current configuration!"; a locked guest is refused (AbstractConfig.pm
+ * check_lock); qemu refuses a balloon larger than memory; pct refuses to delete memory/rootfs/ostype.
+ */
+function setGuest(type, argv) {
+  const tool = type === 'qemu' ? 'qm' : 'pct'
+  const usage = `${tool} set <vmid> [OPTIONS]`
+  const vmid = vmidArg(argv[0], usage)
+  const KEYS = type === 'qemu'
+    ? /^(delete|description|onboot|memory|balloon|protection|name|tags|agent|cores|sockets|hookscript|startup|boot|skiplock|revert|(net|hostpci|usb|serial|ipconfig|unused)\d+)$/
+    : /^(delete|description|onboot|memory|swap|protection|hostname|tags|cores|hookscript|startup|revert|(net|dev|mp|unused)\d+)$/
+  const BOOL = /^(onboot|protection|skiplock)$/
+  const errors = [], params = []
+  for (let i = 1; i < argv.length; i++) {
+    const m = /^--?([a-z][a-z0-9_-]*)(?:=(.*))?$/.exec(argv[i] ?? '')
+    if (!m) { errors.push(`vmid: too many arguments`); continue }
+    if (!KEYS.test(m[1])) { errors.push(`${m[1]}: property is not defined in schema and the schema does not allow additional properties`); if (m[2] === undefined) i++; continue }
+    const value = m[2] ?? argv[++i] ?? ''
+    if (BOOL.test(m[1]) && !/^(0|1|true|false|yes|no|on|off)$/i.test(value)) errors.push(`${m[1]}: type check ('boolean') failed - got '${value}'`)
+    if (/^(memory|balloon|swap|cores|sockets)$/.test(m[1]) && !/^\d+$/.test(value.replace(/^current=/, ''))) errors.push(`${m[1]}: type check ('integer') failed - got '${value}'`)
+    params.push([m[1], BOOL.test(m[1]) ? (/^(1|true|yes|on)$/i.test(value) ? '1' : '0') : value])
+  }
+  if (errors.length) throw new SimError(`400 Parameter verification failed.\n${errors.join('\n')}\n${usage}`)
+  if (!params.length) throw new SimError(`no options specified`)
+  let conf = need(type, vmid)
+  const skiplock = params.some(([k, v]) => k === 'skiplock' && v === '1')
+  if (!skiplock) checkLock(type, conf)
+  const deletes = params.filter(([k]) => k === 'delete').flatMap(([, v]) => v.split(/[,; ]/).filter(Boolean))
+  const sets = params.filter(([k]) => !/^(delete|skiplock|revert)$/.test(k))
+  if (type === 'qemu') {
+    const memory = Number((sets.find(([k]) => k === 'memory')?.[1] ?? confGet(conf, 'memory') ?? '512').replace(/^current=/, ''))
+    const balloon = Number(sets.find(([k]) => k === 'balloon')?.[1] ?? confGet(conf, 'balloon') ?? 0)
+    if (balloon && balloon > memory) throw new SimError('balloon value too large (must be smaller than assigned memory)')
+    out(`update VM ${vmid}: ${params.map(([k, v]) => `-${k} ${v}`).join(' ')}`)
+  }
+  for (const key of deletes) {
+    if (type === 'lxc' && /^(memory|rootfs|ostype)$/.test(key) && confGet(conf, key) !== undefined) throw new SimError(`unable to delete required option '${key}'`)
+    if (key === 'description' ? !conf.some((e) => e.comment !== undefined && !e.comment.startsWith('#qmdump#')) : confGet(conf, key) === undefined) { err(`cannot delete '${key}' - not set in current configuration!`); continue }
+    conf = key === 'description' ? conf.filter((e) => e.comment === undefined || e.comment.startsWith('#qmdump#')) : confSet(conf, key, undefined)
+  }
+  for (const [key, value] of sets) {
+    if (key === 'description') {
+      // the description is the comment block at the top of the config (write_vm_config / write_pct_config)
+      const lines = value.split('\n').map((l) => ({ comment: `#${l.replace(/%/g, '%25')}` }))
+      conf = [...lines, ...conf.filter((e) => e.comment === undefined || e.comment.startsWith('#qmdump#'))]
+    } else conf = confSet(conf, key, value)
+  }
+  saveConf(type, vmid, conf)
   return 0
 }

@@ -80,6 +80,8 @@ export const saveConf = (type, vmid, entries) => writeFileAtomic(confPath(type, 
 
 /** Lab-only binding of a guest to a lab service: `#hdr-bind: s3` in config or pve/binds.json by VMID. */
 export function guestBind(entries, vmid) {
+  // a guest whose NIC is unplugged (net0 link_down=1) cannot reach or serve its lab service
+  if (/(?:^|,)link_down=1(?:,|$)/.test(confGet(entries, 'net0') ?? '')) return null
   const c = entries.find((e) => e.comment && /^#hdr-bind:\s*\S+/.test(e.comment))
   if (c) return c.comment.replace(/^#hdr-bind:\s*/, '').trim()
   return readJson(path.join(pveDir, 'binds.json'), {})[String(vmid)] ?? null
