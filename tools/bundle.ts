@@ -3,7 +3,7 @@
 // the bundles target node20 and their first lines refuse an older node with one sentence (exit 4)
 // instead of failing somewhere inside the SDK. (Proxmox VE 8's Debian ships Node 18: install Node 20+
 // from NodeSource or run the tasks from the operator's machine.) Measured gotchas handled here:
-// zx needs `require` in ESM (createRequire banner; esbuild keeps the source shebang first), and the HCL parser's
+// bundled CommonJS packages need `require` in ESM (createRequire banner; esbuild keeps the source shebang first), and the HCL parser's
 // wasm (read from disk next to the package) is inlined as base64.
 import { build, type Plugin } from 'esbuild'
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -33,7 +33,7 @@ const inlineHclWasm: Plugin = {
 
 /**
  * Heavy packages that a task loads with `await import()` only when it needs them (the AWS SDK, the
- * HCL parser, zx) are bundled on their own and embedded as data, compiled on first use (new
+ * HCL parser) are bundled on their own and embedded as data, compiled on first use (new
  * Function), once: V8 then reads a string instead of pre-parsing ~4.8 MB of JavaScript on every
  * start, so `--help` and the runs that never touch S3 do not pay for it. Plain JavaScript is
  * brotli-compressed too (the SDK: 1.6 MB → about 0.2 MB to read at start); the HCL parser is mostly
@@ -42,7 +42,6 @@ const inlineHclWasm: Plugin = {
  */
 const LAZY: Record<string, { compress: boolean }> = {
   '@aws-sdk/client-s3': { compress: true },
-  zx: { compress: true },
   '@cdktf/hcl2json': { compress: false },
 }
 const lazySources = new Map<string, string>()
