@@ -30,7 +30,7 @@ import type { Report } from './report.ts'
 import { confirm, declined } from './prompt.ts'
 import { Exposition } from './metrics.ts'
 import { mark, say } from './output.ts'
-import { onInterrupt } from './task.ts'
+import { INTERRUPT_SIGNALS, onInterrupt } from './task.ts'
 import type { FileItem } from './verify.ts'
 
 /** The start of a scratch guest's notes: with the range, how the reaper knows a guest is ours. */
@@ -469,7 +469,7 @@ class IdPool {
  */
 class ScratchGuard {
   private readonly active = new Map<number, GuestType>()
-  private saved: Array<(...a: unknown[]) => void> = []
+  private readonly saved = new Map<string, Array<(...a: unknown[]) => void>>()
   private handler: ((sig: NodeJS.Signals) => void) | undefined
   /** A signal came: the handler owns the scratch guests now and will exit. */
   interrupted = false
@@ -479,8 +479,12 @@ class ScratchGuard {
   remove(id: number): void { this.active.delete(id) }
 
   install(): void {
-    this.saved = process.listeners('SIGINT') as Array<(...a: unknown[]) => void>
-    process.removeAllListeners('SIGINT')
+    // The task's own interrupt handler (lib/task.ts) ends the process at once: hold it back until the
+    // scratch guests are destroyed, then hand it the signal with the note of what was cleaned up.
+    for (const sig of INTERRUPT_SIGNALS) {
+      this.saved.set(sig, process.listeners(sig) as Array<(...a: unknown[]) => void>)
+      process.removeAllListeners(sig)
+    }
     let busy = false
     this.handler = (sig) => {
       if (busy) return
@@ -488,12 +492,11 @@ class ScratchGuard {
       this.interrupted = true
       void this.cleanup().then((note) => {
         onInterrupt(() => note)
-        for (const l of this.saved) l(sig)
-        process.exit(3) // no task handler (imported by dr, or SIGTERM): still stop here
+        for (const l of this.saved.get(sig) ?? []) l(sig)
+        process.exit(3) // no task handler (imported by dr): still stop here
       })
     }
-    process.on('SIGINT', this.handler)
-    process.on('SIGTERM', this.handler)
+    for (const sig of INTERRUPT_SIGNALS) process.on(sig, this.handler)
   }
 
   /** Never resolves: the interrupted flow stops where it is while the handler cleans up and exits. */
@@ -501,9 +504,11 @@ class ScratchGuard {
 
   uninstall(): void {
     if (!this.handler) return
-    process.off('SIGINT', this.handler)
-    process.off('SIGTERM', this.handler)
-    for (const l of this.saved) process.on('SIGINT', l)
+    for (const sig of INTERRUPT_SIGNALS) {
+      process.off(sig, this.handler)
+      for (const l of this.saved.get(sig) ?? []) process.on(sig, l)
+    }
+    this.saved.clear()
     this.handler = undefined
   }
 
