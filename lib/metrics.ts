@@ -9,7 +9,7 @@ import type { FileItem, GuestItem, Item, StateItem } from './verify.ts'
 const P = 'homelab_dr'
 
 /** `name{labels} value` lines with HELP/TYPE headers, one family at a time. */
-class Exposition {
+export class Exposition {
   private readonly lines: string[] = []
   family(name: string, help: string, samples: Array<[Record<string, string>, number]>): void {
     this.lines.push(`# HELP ${P}_${name} ${help}`, `# TYPE ${P}_${name} gauge`)
@@ -56,6 +56,18 @@ export function renderMetrics(items: Item[], run: { finishedAt: number; duration
   m.family('verify_last_run_timestamp_seconds', 'When verify:backups last finished.', [[{}, Math.floor(run.finishedAt / 1000)]])
   m.family('verify_duration_seconds', 'How long verify:backups took.', [[{}, Math.round(run.durationSeconds * 10) / 10]])
   m.family('verify_exit_code', 'verify:backups exit code (0: all good, 1: something failed, 5: warnings only).', [[{}, run.exitCode]])
+  return m.text()
+}
+
+/** dr:check's results: one sample per check (1 ok, 0 failed), failed checks per area, the run. */
+export function renderCheckMetrics(lines: Array<{ area: string; name: string; ok: boolean }>, run: { finishedAt: number; durationSeconds: number; exitCode: number }): string {
+  const m = new Exposition()
+  m.family('check_ok', 'dr:check: 1 when the check passed, 0 when it failed.', lines.map((l) => [{ area: l.area, check: l.name }, l.ok ? 1 : 0]))
+  const areas = [...new Set(lines.map((l) => l.area))]
+  m.family('check_failed', 'dr:check: failed checks per area.', areas.map((a) => [{ area: a }, lines.filter((l) => l.area === a && !l.ok).length]))
+  m.family('check_last_run_timestamp_seconds', 'When dr:check last finished.', [[{}, Math.floor(run.finishedAt / 1000)]])
+  m.family('check_duration_seconds', 'How long dr:check took.', [[{}, Math.round(run.durationSeconds * 10) / 10]])
+  m.family('check_exit_code', 'dr:check exit code (0: the lab is healthy).', [[{}, run.exitCode]])
   return m.text()
 }
 
