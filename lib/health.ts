@@ -4,7 +4,7 @@
 // that is already healthy, and after it to show its verification.
 import { exec } from './exec.ts'
 import { DrError } from './errors.ts'
-import { registerSecret } from './output.ts'
+import { checkMonitoring as monitoringChecks } from './monitoring.ts'
 import { Pve, kindWord, type BackupJob, type Resource } from './pve.ts'
 import { Ssh } from './ssh.ts'
 import { guestAccess, label, readOccupant, waitForPing, waitForSsh } from './guest.ts'
@@ -169,56 +169,15 @@ async function initWorks(env: Environment, cfg: Config): Promise<string | undefi
 
 // ---- monitoring ----
 
-const getJson = async (url: string, headers: Record<string, string> = {}): Promise<unknown> => {
-  const r = await fetch(url, { headers, signal: AbortSignal.timeout(5_000) })
-  if (!r.ok) throw new Error(`HTTP ${r.status}`)
-  return r.json() as Promise<unknown>
-}
-
-const why = (e: unknown) => (e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e))
-
-/** Prometheus scrapes every target, Alertmanager is connected to it, Grafana is healthy. */
+/**
+ * The monitoring stack, proven by rebuild:monitoring's own read-only checks (lib/monitoring.ts):
+ * services, Prometheus ready with every target up, Alertmanager active, Grafana healthy with its
+ * datasources and dashboards. One look, no synthetic alert (dr:check writes nothing).
+ */
 export async function checkMonitoring(cfg: Config): Promise<Line[]> {
-  const m = cfg.monitoring
-  if (!m) return [{ area: 'monitoring', name: 'monitoring', ok: false, detail: 'no monitoring settings (monitoring_vmid) in terraform.tfvars' }]
-  const prom = `http://${m.ip}:${m.prometheusPort}`
-  const lines: Line[] = []
-  try {
-    const t = await getJson(`${prom}/api/v1/targets?state=active`) as { data?: { activeTargets?: Array<{ health: string; scrapePool: string; scrapeUrl: string; lastError?: string }> } }
-    const targets = t.data?.activeTargets ?? []
-    const down = targets.filter((x) => x.health !== 'up')
-    lines.push(targets.length && !down.length
-      ? { area: 'monitoring', name: 'Prometheus targets', ok: true, detail: `${targets.length} up` }
-      : { area: 'monitoring', name: 'Prometheus targets', ok: false, detail: targets.length ? `${down.length} of ${targets.length} down: ${down.map((x) => `${x.scrapePool} ${x.scrapeUrl} (${x.health}${x.lastError ? `: ${x.lastError}` : ''})`).join(', ')}` : 'no target' })
-  } catch (e) {
-    lines.push({ area: 'monitoring', name: 'Prometheus targets', ok: false, detail: `${prom} does not answer: ${why(e)}` })
-  }
-  try {
-    const a = await getJson(`${prom}/api/v1/alertmanagers`) as { data?: { activeAlertmanagers?: Array<{ url: string }> } }
-    const list = a.data?.activeAlertmanagers ?? []
-    lines.push(list.length
-      ? { area: 'monitoring', name: 'Alertmanager', ok: true, detail: `connected to Prometheus (${list.map((x) => x.url).join(', ')})` }
-      : { area: 'monitoring', name: 'Alertmanager', ok: false, detail: 'Prometheus has no active Alertmanager' })
-  } catch (e) {
-    lines.push({ area: 'monitoring', name: 'Alertmanager', ok: false, detail: `${prom} does not answer: ${why(e)}` })
-  }
-  const grafana = `http://${m.ip}:${m.grafanaPort}`
-  try {
-    const user = cfg.vars.get('grafana_admin_user')?.value
-    const password = cfg.vars.get('grafana_admin_password')?.value
-    const headers: Record<string, string> = {}
-    if (typeof user === 'string' && typeof password === 'string') {
-      registerSecret(password)
-      headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
-    }
-    const h = await getJson(`${grafana}/api/health`) as { database?: string }
-    if (h.database !== 'ok') throw new Error(`database ${h.database ?? 'unknown'}`)
-    const dash = await getJson(`${grafana}/api/search?type=dash-db`, headers) as unknown[]
-    lines.push({ area: 'monitoring', name: 'Grafana', ok: true, detail: `healthy, ${dash.length} dashboard${dash.length === 1 ? '' : 's'}` })
-  } catch (e) {
-    lines.push({ area: 'monitoring', name: 'Grafana', ok: false, detail: `${grafana}: ${why(e)}` })
-  }
-  return lines
+  if (!cfg.monitoring) return [{ area: 'monitoring', name: 'monitoring', ok: false, detail: 'no monitoring settings (monitoring_vmid) in terraform.tfvars' }]
+  const results = await monitoringChecks(cfg, { synthetic: false })
+  return results.map((r) => ({ area: 'monitoring' as const, name: r.title, ok: r.ok, detail: r.detail }))
 }
 
 // ---- backups ----

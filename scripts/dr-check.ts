@@ -51,7 +51,7 @@ export const task = defineTask(spec, async ({ values }) => {
   const lines: Line[] = []
   const show = (l: Line) => {
     lines.push(l)
-    say(`${l.ok ? mark.ok : mark.fail} ${l.name}: ${l.detail}`)
+    say(`${l.ok ? mark.ok : mark.fail} ${l.name}${l.detail ? `: ${l.detail}` : ''}`)
   }
   const finish = (exitCode: number, summary: string, next: string[]) => {
     report.facts.checks = lines

@@ -166,13 +166,13 @@ export const task = defineTask(spec, async ({ values }) => {
     const requested = step.key === 'state' ? [...versions.keys()] : []
     const commands = plan(step, now, guests, versions)
     if (step.key !== 'check' && healthy(now) && requested.length === 0) {
-      for (const l of now) say(`  ${mark.ok} ${l.name}: ${l.detail}`)
+      for (const l of now) say(`  ${mark.ok} ${l.name}${l.detail ? `: ${l.detail}` : ''}`)
       Object.assign(rec, { status: 'healthy', seconds: took(), detail: 'already healthy: verified, nothing run' })
       say(`  ${mark.skip} Already healthy: skipped (${stopwatchLine(took(), t, step.target?.cs)}).`)
       save()
       continue
     }
-    for (const l of now.filter((x) => !x.ok)) say(`  ${mark.fail} ${l.name}: ${l.detail}`)
+    for (const l of now.filter((x) => !x.ok)) say(`  ${mark.fail} ${l.name}${l.detail ? `: ${l.detail}` : ''}`)
     if (typeof commands === 'string') {
       outcome = stop(rec, took(), 1, `Step ${step.n} (${step.title}) cannot run: ${commands}`, save)
       break
@@ -215,7 +215,7 @@ export const task = defineTask(spec, async ({ values }) => {
     }
     if (step.key !== 'check') {
       const after = await probe(step, cfg, guests, envs)
-      for (const l of after) say(`  ${l.ok ? mark.ok : mark.fail} ${l.name}: ${l.detail}`)
+      for (const l of after) say(`  ${l.ok ? mark.ok : mark.fail} ${l.name}${l.detail ? `: ${l.detail}` : ''}`)
       if (!healthy(after)) {
         outcome = stop(rec, took(), 5, `Step ${step.n} (${step.title}) ran, but its verification failed: ${after.filter((l) => !l.ok).map((l) => l.name).join(', ')}.`, save)
         break

@@ -52,6 +52,7 @@ test.after(() => rmSync(TF, { recursive: true, force: true }))
 
 test('US6.3 a healthy lab: one line per check, all hold, exit 0', async () => {
   const r = await check()
+  if (process.env.HDR_DEBUG) process.stderr.write(r.stdout)
   assert.equal(lines(r.stdout).map((l) => l.replace(/ \(hostname [^)]*\)/, '')), [
     "✓ node pve: reachable over SSH (root@127.0.0.2:2222)",
     '✓ VM 101 (web01): running, 10.251.0.101 answers ping and SSH',
@@ -62,16 +63,21 @@ test('US6.3 a healthy lab: one line per check, all hold, exit 0', async () => {
     '✓ bucket tfstate: versioning enabled',
     '✓ bucket backups: versioning enabled',
     '✓ state prod: serial 1, lineage kept, terraform init works',
-    '✓ Prometheus targets: 4 up',
-    '✓ Alertmanager: connected to Prometheus (http://127.0.0.5:9093/api/v2/alerts)',
-    '✓ Grafana: healthy, 3 dashboards',
+    '✓ Docker services on root@127.0.0.5: 4 running: prometheus, alertmanager, grafana, node-exporter',
+    '✓ Prometheus ready',
+    '✓ Prometheus targets up: 4/4: alertmanager, grafana, node, prometheus',
+    '✓ Alertmanager ready',
+    '✓ Alertmanager active in Prometheus: http://127.0.0.5:9093/api/v2/alerts',
+    '✓ Grafana healthy: version 10.4.2, database ok',
+    '✓ Grafana datasources reachable: Prometheus ok, Alertmanager ok',
+    '✓ Grafana dashboards: 3: Homelab overview, Node Exporter Full, Backups',
     '✓ backup job backup-daily: enabled, 03:00 to local',
     '✓ backup of VM 101 (web01): newest good backup 9 h old',
     '✓ backup of CT 110 (dns01): newest good backup 9 h old',
     '✓ backup of CT 120 (minio): newest good backup 9 h old',
     '✓ backup of VM 200 (monitoring): newest good backup 9 h old',
   ])
-  assert.match(r.stdout, /^✓ The lab is healthy: 17 checks passed in 0:\d\d\.$/m)
+  assert.match(r.stdout, /^✓ The lab is healthy: 22 checks passed in 0:\d\d\.$/m)
   assert.is(r.code, 0)
 })
 
@@ -83,7 +89,7 @@ test('US6.3 --json and --metrics: the same checks for machines and for Prometheu
     assert.is(r.code, 0)
     const doc = JSON.parse(r.stdout) as { ok: boolean; facts: { checks: Array<{ area: string; name: string; ok: boolean }> } }
     assert.is(doc.ok, true)
-    assert.is(doc.facts.checks.length, 17)
+    assert.is(doc.facts.checks.length, 22)
     const text = readFileSync(prom, 'utf8')
     assert.match(text, 'homelab_dr_check_ok{area="guests",check="VM 101 (web01)"} 1\n')
     assert.match(text, 'homelab_dr_check_failed{area="monitoring"} 0\n')
@@ -101,12 +107,13 @@ test('US6.3 a broken lab: a stopped guest that should run, the monitoring stack 
     const r = await runTask('dr:check', [], { env: { HOMELAB_TF_DIR: TF, HDR_NOW: '2026-11-27T12:00:00' }, timeoutMs: 120_000 })
     const failed = lines(r.stdout).filter((l) => l.startsWith('✗'))
     assert.equal(failed.map((l) => l.replace(/: .*/, '')), [
-      '✗ VM 101 (web01)', '✗ Prometheus targets', '✗ Alertmanager', '✗ Grafana',
+      '✗ VM 101 (web01)', '✗ Docker services on root@127.0.0.5', '✗ Prometheus ready', '✗ Prometheus targets up', '✗ Alertmanager ready',
+      '✗ Alertmanager active in Prometheus', '✗ Grafana healthy', '✗ Grafana datasources reachable', '✗ Grafana dashboards',
       '✗ backup of VM 101 (web01)', '✗ backup of CT 110 (dns01)', '✗ backup of CT 120 (minio)', '✗ backup of VM 200 (monitoring)',
     ])
     assert.ok(failed.includes('✗ VM 101 (web01): stopped, but it should run (onboot: 1)'), failed.join('\n'))
     assert.ok(failed.includes('✗ backup of VM 101 (web01): stale: newest good backup is 2 d 9 h old (max 26 h)'), failed.join('\n'))
-    assert.match(r.stdout, /^✗ 8 of 17 checks failed in 0:\d\d: VM 101 \(web01\), Prometheus targets, Alertmanager, Grafana, backup of VM 101 \(web01\), backup of CT 110 \(dns01\), backup of CT 120 \(minio\), backup of VM 200 \(monitoring\)\.$/m)
+    assert.match(r.stdout, /^✗ 13 of 22 checks failed in 0:\d\d: VM 101 \(web01\), Docker services on root@127\.0\.0\.5, Prometheus ready, Prometheus targets up, Alertmanager ready, Alertmanager active in Prometheus, Grafana healthy, Grafana datasources reachable, Grafana dashboards, backup of VM 101 \(web01\), backup of CT 110 \(dns01\), backup of CT 120 \(minio\), backup of VM 200 \(monitoring\)\.$/m)
     assert.match(r.stdout, '  Bring the guest back: npm run restore:vm -- <vmid> (or npm run dr -- --only <vmid>).\n  Rebuild the monitoring stack: npm run rebuild:monitoring.\n')
     assert.is(r.code, 1)
   } finally {

@@ -86,7 +86,7 @@ test('US6.3 dr --yes on a healthy lab changes nothing: each step verified and sk
   assert.is(r.code, 0, r.output)
   assert.equal(writes(), [], 'no write on the node')
   assert.equal(r.stdout.split('\n').filter((l) => l.startsWith('  - Already healthy: skipped')).length, 4)
-  assert.match(r.stdout, '✓ The lab is healthy: 17 checks passed in')
+  assert.match(r.stdout, '✓ The lab is healthy: 22 checks passed in')
   assert.match(r.stdout, /✓ The lab is back and proven by dr:check: 0 steps run, 4 already healthy, in 0:\d\d of 1:00:00 \(CS-007\) within target\./)
   const files = readdirSync(reports)
   const md = files.find((f) => /^dr-.*\.md$/.test(f))!
