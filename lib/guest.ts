@@ -1,6 +1,6 @@
 // A guest being restored: what holds an ID on the node now, what a backup will bring back (its disks,
 // address, agent), the archive's integrity probe, and the proof that a started guest is alive.
-// Reads only; the restore's writes are argvs built by scripts/restore-vm.ts and sent through Ssh.
+// Reads only; the restore's writes are argvs built by lib/guest-restore.ts and sent through Ssh.
 import { DrError } from './errors.ts'
 import { exec } from './exec.ts'
 import { guestAddress, guestDisks, kindWord, lastLine, parseGuestConfig, tool, type GuestConfig, type Pve } from './pve.ts'

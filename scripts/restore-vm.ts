@@ -9,19 +9,19 @@
 //
 // Order: args → config → preflight (EF-001) → plan (EF-002; --dry-run stops, EF-007) → confirm
 // (US1.5, EC-3) → safety backup (EF-006) → stop → restore → start → verify (US1.1) → report (EF-003).
-// Manual: docs/restore-vm.md.
+// The guest itself is brought back by the shared flow, lib/guest-restore.ts; this file keeps
+// restore:vm's own story: its arguments, --list, the EC-3 choice and its words. Manual: docs/restore-vm.md.
 import { defineTask, onInterrupt } from '../lib/task.ts'
 import { DrError } from '../lib/errors.ts'
 import type { CommandSpec, Values } from '../lib/args.ts'
 import { loadConfig, findNode, type Config } from '../lib/config.ts'
-import { Ssh, commandLine } from '../lib/ssh.ts'
-import { Pve, guestAddress, kindWord, lastLine, tool, type GuestConfig, type Storage } from '../lib/pve.ts'
-import { parseVmid, parseDateWanted, parseBackupName, pickBackup, sortBackups, backupLocalTime, humanSize, type Backup, type DateWanted, type GuestType } from '../lib/backups.ts'
-import { readOccupant, probeArchive, probeDescription, spaceNeeded, spaceFreed, guestAccess, agentEnabled, isProtected, label, guestName, verifyOnNode, waitForAgent, waitForPing, waitForSsh, type Occupant, type GuestAccess } from '../lib/guest.ts'
-import { printPlan, execute, type Plan, type Action } from '../lib/plan.ts'
+import { Ssh } from '../lib/ssh.ts'
+import { Pve, kindWord, tool } from '../lib/pve.ts'
+import { parseVmid, parseDateWanted, parseBackupName, sortBackups, backupLocalTime, humanSize, type DateWanted } from '../lib/backups.ts'
+import { label } from '../lib/guest.ts'
+import { restoreGuest, confirmRestore, retarget, type GuestRestoreRequest, type GuestRestoreResult, type RestoreFacts, type RunState } from '../lib/guest-restore.ts'
 import { Report } from '../lib/report.ts'
-import { confirm, choose, declined } from '../lib/prompt.ts'
-import { progress } from '../lib/progress.ts'
+import { choose, declined } from '../lib/prompt.ts'
 import { say, printJson, isJsonMode, mark } from '../lib/output.ts'
 
 const options = {
@@ -103,32 +103,13 @@ async function main(req: Request): Promise<number> {
     // Preflight (EF-001): each check one line; the first that fails stops everything, nothing changed.
     const pve = await report.check(`Node '${node.name}' reachable over SSH (${node.user}@${node.host}:${node.port})`, () => Pve.connect(ssh))
     if (req.list) return await listBackups(pve, cfg, req)
-    const facts = await preflight(pve, cfg, req, report)
 
-    // Plan (EF-002); --dry-run stops after showing it (EF-007).
-    let plan = planRestore(pve, cfg, req, facts, run)
-    printPlan(plan)
-    if (req.dryRun) {
-      await execute(plan, report, true)
-      report.record(`Verify: ${facts.checks.join(', ')}`, 'dry-run')
-      return report.finish({ exitCode: 0, summary: `Dry run: nothing was changed. Run the same command without --dry-run to restore.` })
-    }
+    // Preflight, plan (EF-002), confirm (US1.5, EC-3), safety backup (EF-006), stop, restore, start,
+    // verify (US1.1): the shared flow (lib/guest-restore.ts); --dry-run stops after the plan (EF-007).
+    const r = await restoreGuest(pve, cfg, { ...req, task: 'restore:vm' }, report, run, { confirm: confirmPlan })
 
-    // Confirm (US1.5, EC-3): a running target offers stop-then-restore or the next free ID.
-    const revised = await confirmPlan(pve, req, facts)
-    if (revised) {
-      plan = planRestore(pve, cfg, req, revised, run)
-      printPlan(plan)
-      Object.assign(facts, revised)
-    }
-
-    // Act: safety backup (EF-006), stop, restore, start — the plan's actions in order.
-    report.facts.backup = facts.backup.volid
-    report.facts.target = facts.targetId
-    await execute(plan, report, false)
-
-    // Verify (US1.1) and report (EF-003).
-    return await verifyRestored(pve, facts, run, report, ssh)
+    // Report (EF-003).
+    return finish(r, report)
   } catch (e) {
     if (!(e instanceof DrError)) throw e
     return report.fail(e, run.undo)
@@ -136,12 +117,6 @@ async function main(req: Request): Promise<number> {
     report.facts.sshCommands = ssh.commands
     await ssh.close()
   }
-}
-
-/** What changed so far and how to undo it: for Ctrl-C and for failures. */
-interface RunState {
-  phase: string
-  undo: string[]
 }
 
 // ---- --list ----
@@ -165,439 +140,41 @@ async function listBackups(pve: Pve, cfg: Config, req: Request): Promise<number>
   return 0
 }
 
-// ---- preflight ----
-
-interface Facts {
-  backup: Backup
-  /** Newest first; for EC-4's "next older". */
-  backups: Backup[]
-  backupConf: GuestConfig
-  archivePath: string
-  type: GuestType
-  targetId: number
-  /** What holds the target ID now (undefined: free). */
-  occupant: Occupant | undefined
-  /** The source guest when restoring a copy under another ID (for the address clash). */
-  source: Occupant | undefined
-  /** --storage for the restore command (undefined: qemu puts each disk back where it was). */
-  storage: string | undefined
-  storages: Storage[]
-  unique: boolean
-  /** Why the restored guest will not be started, if it will not. */
-  noStartReason: string | undefined
-  access: GuestAccess
-  checks: string[]
-  warnings: string[]
-  /** The next free VMID, when learned (EC-3). */
-  nextId?: number
-}
-
-async function preflight(pve: Pve, cfg: Config, req: Request, report: Report): Promise<Facts> {
-  const backupStorage = req.backup?.split(':')[0] ?? cfg.backupStorage
-  const storages = await report.check(`Backup storage '${backupStorage}' active`, () => verifyBackupStorage(pve, backupStorage))
-  const backups = await report.check(`Backups of ${req.vmid} found`, async (d) => {
-    const list = sortBackups(await verifyBackupExists(pve, backupStorage, req.vmid))
-    d.push(`${list.length} on '${backupStorage}', newest ${backupLocalTime(list[0]!).replace('T', ' ')}`)
-    return list
-  })
-  let backup = await report.check('Backup chosen', async (d) => {
-    const b = chooseBackup(backups, req)
-    d.push(b.file)
-    const skipped = req.backup ? [] : backups.filter((x) => isSafetyBackup(x) && x.ctime > b.ctime)
-    if (skipped.length) d.push(`skipped ${skipped.length} newer safety backup${skipped.length > 1 ? 's' : ''} made by homelab-dr (name one with --backup to use it)`)
-    return b
-  })
-  const type = backup.type
-  const targetId = req.targetId ?? req.vmid
-  const { occupant, source } = await report.check(`Target ${targetId} checked`, async () => {
-    const occupant = await readOccupant(pve, targetId)
-    verifyTypeMatches(type, targetId, occupant)
-    verifyNotLockedOrProtected(occupant)
-    const source = targetId !== req.vmid ? await readOccupant(pve, req.vmid) : undefined
-    return { occupant, source }
-  })
-
-  // EC-4: read the archive end to end; when damaged, name it and offer the next older one.
-  let backupConf: GuestConfig = {}
-  let archivePath = ''
-  for (;;) {
-    try {
-      ;[backupConf, archivePath] = await report.check(`Archive ${backup.file} intact`, async (d) => {
-        const { path, config: conf } = await probeArchive(pve, backup)
-        d.push(`${humanSize(backup.size)}, ${probeDescription(backup)}: ok`)
-        return [conf, path] as const
-      })
-      break
-    } catch (e) {
-      if (!(e instanceof DrError) || !/failed its integrity check/.test(e.message)) throw e
-      backup = await offerOlder(backups, backup, e, req)
-    }
-  }
-
-  const storage = restoreStorage(req, cfg, type, backupConf, storages)
-  const warnings: string[] = []
-  await report.check('Free space for the disks', async (d) => {
-    d.push(...verifySpace(storages, backupConf, storage, occupant, backup, backupStorage, req.force, warnings))
-  })
-
-  const unique = targetId !== req.vmid
-  const access = guestAccess(cfg, targetId, backupConf)
-  const noStartReason = !req.start ? '--no-start was given' : clashReason(source, access)
-  const checks = verificationChecks(type, backupConf, access, noStartReason)
-  return { backup, backups, backupConf, archivePath, type, targetId, occupant, source, storage, storages, unique, noStartReason, access, checks, warnings }
-}
-
-async function verifyBackupStorage(pve: Pve, id: string): Promise<Storage[]> {
-  const storages = await pve.storages()
-  const st = storages.find((s) => s.storage === id)
-  if (!st) throw new DrError('prerequisites', `Backup storage '${id}' does not exist on node '${pve.node}' (storages there: ${storages.map((s) => s.storage).join(', ') || 'none'}).`, 'Set backup_storage in terraform.tfvars, or name the backup with --backup STORAGE:backup/FILE.')
-  if (!st.enabled || !st.active) throw new DrError('prerequisites', `Backup storage '${id}' is not active on node '${pve.node}': its backups cannot be read. Nothing was changed.`, `Check that it is mounted and enabled (pvesm status on the node), then run this again.`)
-  return storages
-}
-
-/** US1.4: no backup, clear error, nothing changed. */
-async function verifyBackupExists(pve: Pve, storage: string, vmid: number): Promise<Backup[]> {
-  const list = await pve.backups(storage, vmid)
-  if (list.length === 0) {
-    throw new DrError('prerequisites', `No backup of ${vmid} on storage '${storage}' (node '${pve.node}'): nothing to restore. Nothing was changed.`, `Check the vzdump jobs (pvesh get /cluster/backup on the node) or name a backup on another storage with --backup.`)
-  }
-  return list
-}
-
-/** US1.2 latest, US1.3 a day or a minute, or the exact --backup. */
-function chooseBackup(list: Backup[], req: Request): Backup {
-  if (req.backup) {
-    const b = list.find((x) => x.volid === req.backup)
-    if (!b) throw new DrError('prerequisites', `Backup ${req.backup} not found on node: it is not in the listing of storage '${req.backup.split(':')[0]}'.`, `List the backups with: npm run restore:vm -- ${req.vmid} --list`)
-    return b
-  }
-  // A safety backup holds the guest as it was before an earlier restore — usually the broken state:
-  // "the latest backup" means the latest regular one. --backup can still name a safety backup.
-  const regular = list.filter((b) => !isSafetyBackup(b))
-  return pickBackup(regular.length ? regular : list, req.date)
-}
-
-const SAFETY_NOTE = 'homelab-dr safety backup'
-const isSafetyBackup = (b: Backup) => (b.notes ?? '').startsWith(SAFETY_NOTE)
-
-/** US1.6: a backup restores only over a guest of its own type. */
-function verifyTypeMatches(type: GuestType, targetId: number, occupant: Occupant | undefined): void {
-  if (occupant && occupant.type !== type) {
-    throw new DrError('prerequisites', `The backup is of a ${type === 'qemu' ? 'VM' : 'container'}, but ID ${targetId} holds ${label(occupant.type, targetId, occupant.config)}: Proxmox cannot overwrite a guest of another type.`, `Restore it under a free ID with --target-id N (pvesh get /cluster/nextid gives one).`)
-  }
-}
-
-function verifyNotLockedOrProtected(o: Occupant | undefined): void {
-  if (!o) return
-  const what = label(o.type, o.vmid, o.config)
-  if (o.config.lock) throw new DrError('prerequisites', `${what} is locked (${o.config.lock}): a ${o.config.lock} may be in progress. Nothing was changed.`, `Wait for it to finish; if the lock is stale, clear it on the node (${tool(o.type)} unlock ${o.vmid}) and run this again.`)
-  if (isProtected(o.config)) throw new DrError('prerequisites', `${what} is protected (protection: 1): Proxmox refuses to overwrite it. Nothing was changed.`, `Remove the protection on the node (${tool(o.type)} set ${o.vmid} --protection 0) if you mean to replace it, or restore a copy with --target-id N.`)
-}
-
-/** EC-4: the next older backup, if the operator takes it; else the error with the suggestion. */
-async function offerOlder(backups: Backup[], bad: Backup, e: DrError, req: Request): Promise<Backup> {
-  const older = backups.slice(backups.indexOf(bad) + 1)[0]
-  if (!older) throw new DrError('prerequisites', `${e.message} There is no older backup of ${req.vmid} to fall back to. Nothing was changed.`)
-  const when = backupLocalTime(older).replace('T', ' ')
-  const hint = `Use the next older backup (${when}): npm run restore:vm -- ${req.vmid} --backup ${older.volid}${req.targetId ? ` --target-id ${req.targetId}` : ''}`
-  say(`${mark.fail} ${e.message}`)
-  const canAsk = Boolean(process.stdin.isTTY) && !req.yes && !req.force
-  if (!canAsk) throw new DrError('prerequisites', `${e.message} Nothing was changed.`, hint)
-  if (await confirm(`Use the next older backup, ${older.file} (${when}), instead?`, { yes: false, force: false })) return older
-  throw new DrError('prerequisites', `${e.message} Nothing was changed.`, hint)
-}
-
-/** Where the disks go: --storage; else qemu disks go back where they were (if those storages exist), a CT's to its rootfs storage. */
-function restoreStorage(req: Request, cfg: Config, type: GuestType, conf: GuestConfig, storages: Storage[]): string | undefined {
-  if (req.storage) {
-    if (!storages.some((s) => s.storage === req.storage)) throw new DrError('prerequisites', `Storage '${req.storage}' (--storage) does not exist on the node (there: ${storages.map((s) => s.storage).join(', ')}).`)
-    return req.storage
-  }
-  const usable = (id: string | undefined) => id !== undefined && storages.some((s) => s.storage === id && s.active)
-  const recorded = [...spaceNeeded(conf).keys()]
-  if (type === 'lxc') {
-    const rootfs = (conf.rootfs ?? '').split(':')[0]
-    if (usable(rootfs)) return rootfs
-  } else if (recorded.every(usable)) return undefined
-  if (usable(cfg.guestStorage)) return cfg.guestStorage
-  throw new DrError('prerequisites', `The backup's disks were on ${recorded.join(', ') || 'an unknown storage'}, which ${recorded.length > 1 ? 'are' : 'is'} not active on this node, and guest_storage is not set.`, 'Name the storage for the restored disks with --storage S.')
-}
-
-/** EC-2: compare each storage's `avail` with the disks the backup will write (and the safety backup). */
-function verifySpace(storages: Storage[], conf: GuestConfig, storage: string | undefined, occupant: Occupant | undefined, backup: Backup, backupStorage: string, force: boolean, warnings: string[]): string[] {
-  const details: string[] = []
-  const need = spaceNeeded(conf, storage)
-  const freed = spaceFreed(occupant?.config)
-  const problems: string[] = []
-  for (const [id, bytes] of need) {
-    const st = storages.find((s) => s.storage === id)
-    if (!st || !st.active) throw new DrError('prerequisites', `Storage '${id}' for the restored disks is ${st ? 'not active' : 'missing'} on the node.`, 'Name another with --storage S.')
-    const back = freed.get(id) ?? 0
-    const line = `'${id}': need ${humanSize(bytes)}, ${humanSize(st.avail)} free${back ? ` + ${humanSize(back)} from the disks it replaces` : ''}`
-    details.push(line)
-    if (st.avail + back < bytes) problems.push(`Not enough space on storage ${line}.`)
-  }
-  if (occupant) {
-    const st = storages.find((s) => s.storage === backupStorage)
-    if (st && st.avail < backup.size) problems.push(`Not enough space for the safety backup on '${backupStorage}': about ${humanSize(backup.size)} needed, ${humanSize(st.avail)} free.`)
-  }
-  if (problems.length && !force) throw new DrError('prerequisites', `${problems.join(' ')} Nothing was changed.`, 'Free some space, choose another storage with --storage S, or re-run with --force to try anyway.')
-  for (const p of problems) warnings.push(`${p} Going on anyway (--force).`)
-  return details
-}
-
-/** US1.7: a copy with the original's static address must not start while the original runs. */
-function clashReason(source: Occupant | undefined, access: GuestAccess): string | undefined {
-  if (!source || source.status !== 'running' || !access.address) return undefined
-  if (guestAddress(source.config) !== access.address) return undefined
-  return `its address ${access.address} is in use by ${label(source.type, source.vmid, source.config)}, which is running`
-}
-
-function verificationChecks(type: GuestType, conf: GuestConfig, access: GuestAccess, noStart: string | undefined): string[] {
-  if (noStart) return ['config present, not started']
-  const c = ['status running']
-  if (access.address) c.push(`ping ${access.address}`, `ssh ${access.user}@${access.address}${access.port !== 22 ? `:${access.port}` : ''}`)
-  if (type === 'qemu' && agentEnabled(conf)) c.push('guest agent ping')
-  return c
-}
-
-// ---- plan ----
-
-function planRestore(pve: Pve, cfg: Config, req: Request, f: Facts, run: RunState): Plan {
-  const kind = kindWord(f.type)
-  const t = f.targetId
-  const tool = f.type === 'qemu' ? ['qm'] : ['pct']
-  const when = backupLocalTime(f.backup).replace('T', ' ')
-  const o = f.occupant
-  const actions: Action[] = []
-  let safety: string | undefined
-
-  if (o) {
-    const notes = `${SAFETY_NOTE} of {{guestname}} before restore:vm from ${f.backup.file}`
-    const argv = ['vzdump', String(t), '--storage', cfg.backupStorage, '--mode', 'snapshot', '--compress', 'zstd', '--notes-template', notes]
-    actions.push({
-      title: `Safety backup of ${label(o.type, t, o.config)}`,
-      command: commandLine(argv),
-      mutates: true,
-      run: async (d) => {
-        run.phase = `${label(o.type, t, o.config)} is unchanged; its safety backup was being written to '${cfg.backupStorage}'`
-        safety = await safetyBackup(pve, argv, cfg.backupStorage, t)
-        d.push(safety)
-        run.undo = undoLines(req, f, safety)
-      },
-    })
-  }
-  if (o && o.status !== 'stopped') {
-    const argv = [...tool, 'stop', String(t)]
-    actions.push({
-      title: `Stop ${label(o.type, t, o.config)} (now ${o.status})`,
-      command: commandLine(argv),
-      mutates: true,
-      run: async () => {
-        run.phase = `${label(o.type, t, o.config)} was being stopped; its disks are unchanged`
-        const r = await pve.ssh.run(argv, { timeoutMs: 10 * 60_000 })
-        if (r.exitCode !== 0) throw new DrError('failed', `Could not stop ${kind} ${t}: ${lastLine(r.stderr || r.stdout)}. Its disks are unchanged.`)
-      },
-    })
-  }
-  const restoreArgv = f.type === 'qemu'
-    ? ['qmrestore', f.backup.volid, String(t), ...(o ? ['--force', '1'] : []), ...(f.storage ? ['--storage', f.storage] : []), ...(f.unique ? ['--unique', '1'] : [])]
-    : ['pct', 'restore', String(t), f.backup.volid, ...(o ? ['--force', '1'] : []), '--storage', f.storage ?? 'local', ...(f.unique ? ['--unique', '1'] : [])]
-  actions.push({
-    title: `Restore ${kind} ${t} from ${f.backup.file}`,
-    command: commandLine(restoreArgv),
-    mutates: true,
-    run: async (d) => {
-      run.phase = o
-        ? `${kind} ${t} was being restored: its old disks may already be gone (state unknown; check: ${tool[0]} status ${t})`
-        : `${kind} ${t} was being restored: the ID may hold a half-restored guest (check: ${tool[0]} status ${t})`
-      const r = await restoreWithProgress(pve, restoreArgv, f)
-      d.push(...r)
-      run.phase = `${kind} ${t} is restored${f.noStartReason ? ' and stopped' : ''}`
-    },
-  })
-  if (!f.noStartReason) {
-    const argv = [...tool, 'start', String(t)]
-    actions.push({
-      title: `Start ${kind} ${t}`,
-      command: commandLine(argv),
-      mutates: true,
-      run: async () => {
-        const r = await pve.ssh.run(argv, { timeoutMs: 10 * 60_000 })
-        if (r.exitCode !== 0) throw new DrError('failed', `${kind} ${t} is restored but did not start: ${lastLine(r.stderr || r.stdout)}.`)
-        run.phase = `${kind} ${t} is restored and started; its checks were running`
-      },
-    })
-  }
-
-  const facts: Plan['facts'] = [
-    ['Node', `${pve.node} (${pve.ssh.target.user}@${pve.ssh.target.host}:${pve.ssh.target.port})`],
-    ['Backup', f.backup.volid],
-    ['Taken', `${when} (node time), ${humanSize(f.backup.size)}${f.backup.protected ? ', protected' : ''}${f.backup.notes ? `, notes: ${f.backup.notes}` : ''}`],
-    ['Guest in backup', `${label(f.type, f.backup.vmid, f.backupConf)}, ${f.type}`],
-    ['Target', o ? `${label(o.type, t, o.config)}, ${o.status} — will be overwritten` : `${kind} ${t}, free${f.unique ? ` — a copy of ${f.backup.vmid} with new MAC addresses; ${f.backup.vmid} is not touched` : ''}`],
-    ['Disks to', f.storage ?? 'where they were (as recorded in the backup)'],
-    ['Address', f.access.address ? `${f.access.address} (${f.access.source})` : 'unknown (no static ip in the backup, none in guest_addresses)'],
-    ['Then', f.noStartReason ? `leave it stopped: ${f.noStartReason}` : `start it and check: ${f.checks.join(', ')}`],
-  ]
-  const warnings = [...f.warnings]
-  if (o && o.status === 'running') warnings.push(`${label(o.type, t, o.config)} is running: it will be stopped after its safety backup.`)
-  if (!f.noStartReason && !f.access.address) warnings.push('No address for the guest: ping and SSH cannot be checked (add it to guest_addresses in terraform.tfvars).')
-  return { title: `Restore ${kind} ${t} on node '${pve.node}' from the backup of ${when}`, facts, actions, warnings }
-}
-
 // ---- confirm ----
 
-/** Returns revised facts when the operator chose to restore to the next free ID instead. */
-async function confirmPlan(pve: Pve, req: Request, f: Facts): Promise<Facts | undefined> {
+/** EC-3: a running target offers stop-then-restore or the next free ID; otherwise the usual question. */
+async function confirmPlan(pve: Pve, req: GuestRestoreRequest, f: RestoreFacts): Promise<RestoreFacts | undefined> {
   const o = f.occupant
-  const when = backupLocalTime(f.backup).replace('T', ' ')
-  const flags = { yes: req.yes, force: req.force }
-  if (o && o.status === 'running' && !req.yes && !req.force) {
-    const next = await pve.nextId()
-    const what = label(o.type, o.vmid, o.config)
-    const answer = await choose(`${what} is running. What now?`, [
-      { key: 'a', label: 'abort: change nothing' },
-      { key: 's', label: `take a safety backup of ${o.vmid}, stop it, and restore over it` },
-      { key: 'n', label: `restore to the next free ID, ${next}, and leave ${o.vmid} running` },
-    ])
-    if (answer === 's') return undefined
-    if (answer !== 'n') declined(`overwriting the running ${what}`)
-    const revised: Facts = { ...f, targetId: next, occupant: undefined, source: o, unique: true, nextId: next }
-    revised.noStartReason = !req.start ? '--no-start was given' : clashReason(o, f.access)
-    revised.checks = verificationChecks(f.type, f.backupConf, f.access, revised.noStartReason)
-    say(`Restoring to ${kindWord(f.type)} ${next} instead; ${what} stays as it is.`)
-    return revised
-  }
-  const question = o ? `Overwrite ${label(o.type, o.vmid, o.config)} with the backup of ${when}?` : `Restore ${kindWord(f.type)} ${f.targetId} from the backup of ${when}?`
-  if (!(await confirm(question, flags))) declined(o ? `overwriting ${label(o.type, o.vmid, o.config)}` : 'the restore')
-  return undefined
+  if (!o || o.status !== 'running' || req.yes || req.force) return confirmRestore(pve, req, f)
+  const next = await pve.nextId()
+  const what = label(o.type, o.vmid, o.config)
+  const answer = await choose(`${what} is running. What now?`, [
+    { key: 'a', label: 'abort: change nothing' },
+    { key: 's', label: `take a safety backup of ${o.vmid}, stop it, and restore over it` },
+    { key: 'n', label: `restore to the next free ID, ${next}, and leave ${o.vmid} running` },
+  ])
+  if (answer === 's') return undefined
+  if (answer !== 'n') declined(`overwriting the running ${what}`)
+  say(`Restoring to ${kindWord(f.type)} ${next} instead; ${what} stays as it is.`)
+  return retarget(req, f, next)
 }
 
-// ---- act ----
+// ---- report ----
 
-/** EF-006: vzdump the guest about to be overwritten; returns the new backup's volid. */
-async function safetyBackup(pve: Pve, argv: string[], storage: string, vmid: number): Promise<string> {
-  const p = progress(`Safety backup of ${vmid}`)
-  let r
-  try {
-    r = await pve.ssh.run(argv, { timeoutMs: 6 * 3600_000, onStdout: (c) => { const m = /(\d+)%/.exec(c); if (m) p.update(`${m[1]}%`) } })
-  } finally {
-    p.stop()
-  }
-  const file = /creating (?:vzdump )?archive '([^']+)'/.exec(r.stdout)?.[1]?.split('/').at(-1)
-  if (r.exitCode !== 0 || !file) {
-    const why = r.stdout.split('\n').filter((l) => /^ERROR:/.test(l)).at(-1)?.trim() ?? lastLine(r.stderr)
-    throw new DrError('failed', `The safety backup of ${vmid} failed (${why}), so nothing was restored: ${vmid} is unchanged.`, 'Fix the cause (space on the backup storage, a lock on the guest), then run this again.')
-  }
-  return `${storage}:backup/${file}`
-}
-
-async function restoreWithProgress(pve: Pve, argv: string[], f: Facts): Promise<string[]> {
-  const p = progress(`Restoring ${kindWord(f.type)} ${f.targetId}`)
-  const t0 = Date.now()
-  const tick = setInterval(() => p.update(`(${Math.round((Date.now() - t0) / 1000)} s)`), 1000)
-  let r
-  try {
-    // Restores may run for hours on big disks; a damaged VMA header alone takes 60 s to fail.
-    r = await pve.ssh.run(argv, {
-      timeoutMs: 12 * 3600_000,
-      onStdout: (c) => { const m = /progress (\d+)% \(read (\d+) bytes/.exec(c); if (m) p.update(`${m[1]}% (${humanSize(Number(m[2]))})`) },
-    })
-  } finally {
-    clearInterval(tick)
-    p.stop()
-  }
-  if (r.exitCode !== 0) {
-    // qmrestore/pct restore print vma's error on stdout; stderr has only the last line.
-    const vmaErr = r.stdout.split('\n').filter((l) => /error|wrong|unable|timeout|can't|failed|missing/i.test(l)).at(-1)?.trim()
-    const why = [vmaErr, lastLine(r.stderr)].filter((x, i, a) => x && x !== 'no output' && a.indexOf(x) === i).join(' / ')
-    throw new DrError('failed', `The restore of ${kindWord(f.type)} ${f.targetId} failed: ${why || `exit ${r.exitCode}`}.`)
-  }
-  const pct = [...r.stdout.matchAll(/progress (\d+)%/g)].at(-1)?.[1]
-  return [`${humanSize(f.backup.size)} archive${pct ? `, progress ${pct}%` : ''}`]
-}
-
-/** How to put back what the restore replaced. */
-function undoLines(req: Request, f: Facts, safety: string): string[] {
-  const cmd = f.type === 'qemu' ? `qmrestore ${safety} ${f.targetId} --force 1` : `pct restore ${f.targetId} ${safety} --force 1 --storage ${f.storage ?? 'local'}`
-  return [
-    `Safety backup of the guest as it was: ${safety}`,
-    `To put it back: npm run restore:vm -- ${f.targetId} --backup ${safety}${req.tfDir ? ` --tf-dir ${req.tfDir}` : ''}`,
-    `  (on the node: ${cmd})`,
-  ]
-}
-
-// ---- verify ----
-
-async function verifyRestored(pve: Pve, f: Facts, run: RunState, report: Report, ssh: Ssh): Promise<number> {
-  const kind = kindWord(f.type)
-  const t = f.targetId
-  const name = guestName(f.backupConf) ?? `${kind.toLowerCase()}${t}`
-  const bootMs = Number(process.env.HDR_BOOT_TIMEOUT ?? 120) * 1000
-  const failures: string[] = []
-  /** A check after the restore: `✓ title: detail`, or `✗ title: reason` and counted as a failure. */
-  const noteFail = async (title: string, fn: (d: string[]) => Promise<void>) => {
-    try {
-      await report.check(title, fn, { showFailure: true })
-    } catch (e) {
-      if (!(e instanceof DrError)) throw e
-      failures.push(e.message)
-    }
-  }
-  report.facts.safetyBackup = run.undo[0]?.replace(/^.*: /, '')
-
-  if (f.noStartReason) {
-    const r = await verifyOnNode(pve, f.type, t, false)
-    await noteFail(`${kind} ${t} restored, left stopped`, async (d) => {
-      if (r.status !== 'stopped') throw new DrError('verification', `${kind} ${t} should be stopped but is ${r.status}.`)
-      d.push(f.noStartReason!)
-    })
-    report.facts.checks = ['status stopped']
-  } else {
-    // Status first; then the network (ping, SSH) while it boots; the agent last, when the OS is up.
-    const agent = f.type === 'qemu' && agentEnabled(f.backupConf)
-    const r = await verifyOnNode(pve, f.type, t, false)
-    await noteFail(`${kind} ${t} status running`, async () => {
-      if (r.status !== 'running') throw new DrError('verification', `${kind} ${t} is ${r.status}, not running.`)
-    })
-    const address = f.access.address
-    if (address && r.status === 'running') {
-      await noteFail(`${address} answers ping`, async (d) => {
-        const n = await waitForPing(address, bootMs)
-        if (n > 1) d.push(`after ${n} attempts`)
-      })
-      await noteFail(`SSH login to ${f.access.user}@${address}`, async (d) => {
-        const host = await waitForSsh({ ...f.access, address }, name, bootMs)
-        d.push(`hostname ${host}`)
-        if (host !== name) d.push(`(the backup calls it ${name})`)
-      })
-    } else if (!address) {
-      report.record('Ping and SSH', 'warning', ['no address known for the guest: add it to guest_addresses in terraform.tfvars'])
-    }
-    if (agent && r.status === 'running') {
-      await noteFail('Guest agent answers', async () => {
-        const a = await waitForAgent(pve, t, bootMs)
-        if (a !== 'ok') throw new DrError('verification', `The QEMU guest agent of VM ${t} does not answer: ${a}.`)
-      })
-    }
-    report.facts.checks = f.checks
-  }
-  report.facts.sshCommands = ssh.commands
-
-  const what = `${kind} ${t}${guestName(f.backupConf) ? ` (${guestName(f.backupConf)})` : ''}`
-  if (failures.length) {
+function finish(r: GuestRestoreResult, report: Report): number {
+  const f = r.facts
+  if (r.status === 'dry-run') return report.finish({ exitCode: 0, summary: `Dry run: nothing was changed. Run the same command without --dry-run to restore.` })
+  if (r.status === 'unverified') {
     return report.finish({
       exitCode: 5,
-      summary: `${mark.fail} ${what} was restored from ${f.backup.file}, but its verification failed: ${failures.join(' ')}`,
-      next: run.undo.length ? run.undo : [`The original is untouched. To remove the copy: ${tool(f.type)} destroy ${t} (on the node).`],
+      summary: `${mark.fail} ${r.what} was restored from ${f.backup.file}, but its verification failed: ${r.failures.join(' ')}`,
+      next: r.undo.length ? r.undo : [`The original is untouched. To remove the copy: ${tool(f.type)} destroy ${f.targetId} (on the node).`],
     })
   }
-  const proven = f.noStartReason ? `left stopped (${f.noStartReason})` : f.access.address ? 'running and reachable (ping + SSH)' : 'running (not checked over the network: no address known)'
   return report.finish({
     exitCode: 0,
-    summary: `${mark.ok} ${what} restored from ${f.backup.file}, ${proven}.`,
-    next: [...(run.undo[0] ? [run.undo[0]] : []), ...(f.noStartReason ? [`Start it when ready: ${tool(f.type)} start ${t} (on the node).`] : [])],
+    summary: `${mark.ok} ${r.what} restored from ${f.backup.file}, ${r.proven}.`,
+    next: [...(r.undo[0] ? [r.undo[0]] : []), ...(f.noStartReason ? [`Start it when ready: ${tool(f.type)} start ${f.targetId} (on the node).`] : [])],
   })
 }
 

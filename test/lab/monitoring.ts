@@ -111,7 +111,8 @@ function command(d: Paths, s: Service): string[] {
     case 'grafana': {
       const { user, password } = grafanaLogin()
       return [process.execPath, join(here, 'grafana-stub.mjs'), '--host', MON_HOST, '--port', String(PORTS.grafana),
-        '--user', user, '--password', password, '--dashboards', join(d.config, 'grafana', 'dashboards.json')]
+        '--user', user, '--password', password, '--dashboards', join(d.config, 'grafana', 'dashboards.json'),
+        '--datasources', join(d.config, 'grafana', 'datasources.json')]
     }
   }
 }
@@ -175,6 +176,10 @@ services:
     { uid: 'homelab-overview', title: 'Homelab overview', tags: ['homelab'] },
     { uid: 'node-exporter-full', title: 'Node Exporter Full', tags: ['linux', 'node'] },
     { uid: 'backups', title: 'Backups', tags: ['homelab', 'backup'] },
+  ], null, 2)}\n`)
+  writeFileSync(join(d.config, 'grafana', 'datasources.json'), `${JSON.stringify([
+    { uid: 'prometheus', name: 'Prometheus', type: 'prometheus', url: `http://${MON_HOST}:${PORTS.prometheus}` },
+    { uid: 'alertmanager', name: 'Alertmanager', type: 'alertmanager', url: `http://${MON_HOST}:${PORTS.alertmanager}` },
   ], null, 2)}\n`)
   writeFileSync(join(d.data, 'textfile', 'backups.prom'),
     `homelab_backup_last_success_timestamp_seconds{vmid="101"} ${Math.floor(Date.now() / 1000)}\n`)
