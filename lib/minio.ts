@@ -13,12 +13,31 @@ import { init, lastLines, terraform, type TfCredentials } from './terraform.ts'
 
 // ---- what it serves -------------------------------------------------------------------------------
 
-/** Environments whose S3 backend is this MinIO (its endpoint, or none given). */
+/**
+ * Environments whose S3 backend is this MinIO: no endpoint given, or one at minio_ip:minio_port, or the
+ * MinIO endpoint itself when it is on minio_port (a name instead of the IP). Another S3 is not ours.
+ */
 export function environmentsOnMinio(cfg: Config, minio: MinioConfig): Environment[] {
-  return cfg.environments.filter((e) => e.backend?.type === 's3' && e.bucket && e.key && (!e.endpoint || sameEndpoint(e.endpoint, minio.endpoint)))
+  const ours = (url: string) => {
+    const u = hostPort(url)
+    return u === `${minio.ip}:${minio.port}`.toLowerCase() || (u === hostPort(minio.endpoint) && u.endsWith(`:${minio.port}`))
+  }
+  return cfg.environments.filter((e) => e.backend?.type === 's3' && e.bucket && e.key && (!e.endpoint || ours(e.endpoint)))
 }
 
-const sameEndpoint = (a: string, b: string) => a.replace(/\/+$/, '').toLowerCase() === b.replace(/\/+$/, '').toLowerCase()
+/** The URL to reach MinIO: the backends' endpoint when it is on minio_port, else http://minio_ip:minio_port. */
+export function minioEndpoint(minio: MinioConfig): string {
+  return hostPort(minio.endpoint).endsWith(`:${minio.port}`) ? minio.endpoint : `http://${minio.ip}:${minio.port}`
+}
+
+function hostPort(url: string): string {
+  try {
+    const u = new URL(url)
+    return `${u.hostname}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`.toLowerCase()
+  } catch {
+    return url.toLowerCase()
+  }
+}
 
 /** Every bucket the homelab needs: minio_buckets and each environment's backend bucket, with why. */
 export function wantedBuckets(cfg: Config, minio: MinioConfig): Array<{ name: string; why: string[] }> {
@@ -65,7 +84,7 @@ export async function diagnoseMinio(cfg: Config, minio: MinioConfig, io: { pve?:
   }
   const wanted = wantedBuckets(cfg, minio)
   const envs = environmentsOnMinio(cfg, minio)
-  const d: MinioDiagnosis = { container, endpoint: minio.endpoint, s3: 'up', buckets: [], states: [], healthy: false }
+  const d: MinioDiagnosis = { container, endpoint: minioEndpoint(minio), s3: 'up', buckets: [], states: [], healthy: false }
   let present: string[] = []
   try {
     present = await listBuckets(io.s3)

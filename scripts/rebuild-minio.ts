@@ -20,10 +20,11 @@ import { sortBackups, backupLocalTime, type Backup } from '../lib/backups.ts'
 import { openS3, createBucket, bucketVersioning, enableVersioning, listBuckets, type S3 } from '../lib/s3.ts'
 import {
   diagnoseMinio, diagnosisLines, environmentsOnMinio, wantedBuckets, containerParams, pctCreateArgv, localStateEnvironment,
-  INSTALL_SCRIPT, minioEnvFile, minioBinaryUrl, waitForS3, newestLocalState, pushState, reconnect,
+  INSTALL_SCRIPT, minioEndpoint, minioEnvFile, minioBinaryUrl, waitForS3, newestLocalState, pushState, reconnect,
   type MinioDiagnosis, type CtParams,
 } from '../lib/minio.ts'
 import { verifyTerraform, terraform, lastLines } from '../lib/terraform.ts'
+import { preflightRestore, planRestore, type GuestRestoreRequest, type RestoreFacts, type RunState as GuestRun } from '../lib/guest-restore.ts'
 import { printPlan, execute, type Plan, type Action } from '../lib/plan.ts'
 import { Report } from '../lib/report.ts'
 import { confirm, declined } from '../lib/prompt.ts'
@@ -92,13 +93,14 @@ function readRequest(v: Values<typeof options>): Request {
 
 async function main(req: Request): Promise<number> {
   const cfg = await loadConfig(req.tfDir)
-  const minio = requireMinio(cfg)
+  const minio = { ...requireMinio(cfg) }
+  minio.endpoint = minioEndpoint(minio) // config takes the first backend's endpoint, which may be another S3
   const ctid = minio.ctid as number | undefined // optional: MinIO may not be a Proxmox container
   const report = new Report('rebuild:minio')
-  const s3 = await openS3({ endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey, timeoutMs: 2000 })
+  const s3 = await openS3({ endpoint: minioEndpoint(minio), accessKey: minio.accessKey, secretKey: minio.secretKey, timeoutMs: 2000 })
   const ssh = ctid !== undefined ? new Ssh(findNode(cfg, req.node)) : undefined
-  const run: RunState = { changed: [] }
-  onInterrupt(() => (run.changed.length ? `Done so far: ${run.changed.join('; ')}.` : 'Nothing had been changed yet.'))
+  const run: RunState = { changed: [], guest: { phase: 'nothing changed', undo: [] } }
+  onInterrupt(() => (run.changed.length ? `Done so far: ${run.changed.join('; ')}. ${run.guest.phase === 'nothing changed' ? '' : `${run.guest.phase}. ${run.guest.undo.join(' ')}`}` : 'Nothing had been changed yet.'))
   try {
     // Preflight (EF-001): the node (when MinIO is a CT), terraform, then the diagnosis.
     const pve = ssh ? await report.check(`Node '${ssh.target.name}' reachable over SSH (${ssh.target.user}@${ssh.target.host}:${ssh.target.port})`, () => Pve.connect(ssh)) : undefined
@@ -134,7 +136,7 @@ async function main(req: Request): Promise<number> {
     return await verifyRebuilt(cfg, minio, pve, s3, req, run, report)
   } catch (e) {
     if (!(e instanceof DrError)) throw e
-    return report.fail(e, run.changed.length ? [`Changed before the failure: ${run.changed.join('; ')}.`] : [])
+    return report.fail(e, [...(run.changed.length ? [`Changed before the failure: ${run.changed.join('; ')}.`] : []), ...run.guest.undo])
   } finally {
     if (ssh) {
       report.facts.sshCommands = ssh.commands
@@ -147,6 +149,8 @@ async function main(req: Request): Promise<number> {
 interface RunState {
   /** What this run changed, in order: for the report and Ctrl-C. */
   changed: string[]
+  /** The shared guest flow's own record: its safety backup and how to put it back. */
+  guest: GuestRun
 }
 
 // ---- preflight ----
@@ -154,7 +158,7 @@ interface RunState {
 type ContainerWay =
   | { kind: 'none'; why: string }
   | { kind: 'start' }
-  | { kind: 'restore'; backup: Backup }
+  | { kind: 'restore'; backup: Backup; request: GuestRestoreRequest; facts: RestoreFacts }
   | { kind: 'create'; template: string; params: CtParams }
   | { kind: 'terraform'; dir: string }
 
@@ -184,7 +188,10 @@ async function preflight(cfg: Config, minio: MinioConfig, pve: Pve | undefined, 
   if (c.state === 'stopped' && req.source === 'auto') return { way: { kind: 'start' }, backups }
   if (c.state !== 'missing' || (req.source !== 'scratch' && backups[0])) {
     if (!backups[0]) throw new DrError('prerequisites', `CT ${c.ctid} is ${c.state} but S3 does not answer, and there is no backup to restore it from. Nothing was changed.`, `Look inside it (pct exec ${c.ctid} -- systemctl status minio), or remove it (pct destroy ${c.ctid}) and run this again to rebuild it from zero.`)
-    return { way: { kind: 'restore', backup: backups[0] }, backups }
+    // The shared guest flow's preflight: backup storage, the archive read end to end, the target, space.
+    const request: GuestRestoreRequest = { task: 'rebuild:minio', vmid: c.ctid, backup: backups[0].volid, yes: req.yes, force: req.force, dryRun: req.dryRun, tfDir: req.tfDir }
+    const facts = await preflightRestore(pve, cfg, request, report)
+    return { way: { kind: 'restore', backup: facts.backup, request, facts }, backups }
   }
   // From scratch: the minio environment itself, when it is Terraform with a local state; else pct create.
   const local = localStateEnvironment(cfg)
@@ -239,17 +246,13 @@ function planRebuild(cfg: Config, minio: MinioConfig, pve: Pve | undefined, s3: 
     waitS3 = true
   }
   if (way.kind === 'restore' && pve && ctid !== undefined) {
+    // The guest itself comes back with restore:vm's flow (safety backup, stop, restore, start); its proof
+    // here is S3 answering, not an SSH login (a MinIO CT need not run sshd).
+    const guest = planRestore(pve, cfg, way.request, way.facts, run.guest)
     facts.push(['Container', `restore CT ${ctid} from ${way.backup.volid} (${backupLocalTime(way.backup).replace('T', ' ')} node time)`])
-    if (d.container?.state !== 'missing') warnings.push(`CT ${ctid} (${d.container?.state}) will be overwritten after a safety backup of it.`)
-    actions.push({
-      title: `Restore CT ${ctid} from ${way.backup.file} and start it`,
-      command: commandLine(['pct', 'restore', String(ctid), way.backup.volid, '--storage', '…']),
-      mutates: true,
-      run: async (dd) => {
-        dd.push(...(await restoreFromBackup(pve, cfg, ctid, way.backup, req)))
-        run.changed.push(`CT ${ctid} restored from ${way.backup.file}`)
-      },
-    })
+    facts.push(...guest.facts.filter(([l]) => l !== 'Then').map(([l, v]) => [`  ${l}`, v] as [string, string]))
+    warnings.push(...guest.warnings.filter((w) => !/ping and SSH/i.test(w)))
+    for (const a of guest.actions) actions.push({ ...a, run: async (dd) => { await a.run(dd); run.changed.push(a.title) } })
     waitS3 = true
   }
   if (way.kind === 'create' && pve) {
@@ -374,11 +377,6 @@ function nodeAction(pve: Pve, title: string, argv: string[], run: RunState, done
 
 // ---- act ----
 
-/** The shared guest-restore flow (lib/, branch hdr-9a) restores the CT; until it lands this refuses. */
-async function restoreFromBackup(_pve: Pve, _cfg: Config, ctid: number, backup: Backup, _req: Request): Promise<string[]> {
-  throw new DrError('failed', `Restoring CT ${ctid} from ${backup.file} uses restore:vm's guest flow, which this build does not have yet. Nothing was changed.`, `Run: npm run restore:vm -- ${ctid}, then npm run rebuild:minio again.`)
-}
-
 /** Bounded wait, with progress; S3 never answering is exit 5 with what to check. */
 async function awaitS3(s3: S3, minio: MinioConfig, ctid: number | undefined, waitMs: number): Promise<string> {
   const p = progress(`Waiting for S3 on ${minio.endpoint}`)
@@ -425,9 +423,9 @@ async function verifyRebuilt(cfg: Config, minio: MinioConfig, pve: Pve | undefin
   const done = run.changed.length ? `Changed: ${run.changed.join('; ')}.` : 'Nothing needed changing.'
   if (failures.length) {
     const next = diag.states.some((s) => !s.exists && s.local) && !req.pushState ? ['Push the missing states back: npm run rebuild:minio -- --push-state'] : []
-    return report.finish({ exitCode: 5, summary: `${mark.fail} MinIO rebuilt, but ${failures.length} check${failures.length > 1 ? 's' : ''} failed: ${failures.join('; ')}. ${done}`, next })
+    return report.finish({ exitCode: 5, summary: `${mark.fail} MinIO rebuilt, but ${failures.length} check${failures.length > 1 ? 's' : ''} failed: ${failures.join('; ')}. ${done}`, next: [...next, ...run.guest.undo] })
   }
-  return report.finish({ exitCode: 0, summary: `${mark.ok} MinIO is back on ${minio.endpoint}: buckets versioned, states present, Terraform reconnected. ${done}` })
+  return report.finish({ exitCode: 0, summary: `${mark.ok} MinIO is back on ${minio.endpoint}: buckets versioned, states present, Terraform reconnected. ${done}`, next: run.guest.undo.slice(0, 1) })
 }
 
 // Last, so that every declaration above is initialised when the task runs.

@@ -268,4 +268,37 @@ test('US3.1 after the rebuild, a second run finds MinIO healthy and changes noth
   assert.equal(writes(), [])
 })
 
+test('US3.1 from backup (the default when a vzdump of CT 120 exists): restored with the shared flow, S3 back, buckets versioned, states pushed', async () => {
+  await destroyMinio()
+  assert.not.ok(await s3lab.reachable())
+  const r = await rebuild(['--push-state', '--yes'])
+  assert.is(r.code, 0, show(r))
+  assert.equal(writes(), [
+    'pct restore 120 local:backup/vzdump-lxc-120-2026_11_25-03_00_02.tar.zst --storage local-lvm',
+    'pct start 120',
+  ])
+  assert.match(readFileSync(CT_CONF, 'utf8'), /^hostname: minio$/m)
+  assert.equal(await buckets(), ['backups', 'tfstate'])
+  for (const b of ['backups', 'tfstate']) assert.is(await versioning(b), 'Enabled')
+  for (const env of ENVS) {
+    const now = await stateIn(env)
+    assert.equal({ serial: now.serial, lineage: now.lineage }, before[env], env)
+  }
+  for (const env of ENVS) assert.match(r.output, new RegExp(`✓ ${env}: reconnected: terraform init \\+ state list`))
+  assert.match(r.output, /✓ MinIO is back on http:\/\/127\.0\.0\.4:9000/)
+})
+
+test('EF-006 CT 120 runs but S3 is dead: a safety backup of the CT first, then the restore over it', async () => {
+  await s3lab.stop(LAB_DIR)
+  clearCalls()
+  const r = await rebuild(['--push-state', '--yes'])
+  assert.is(r.code, 0, show(r))
+  const w = writes()
+  assert.match(w[0]!, /^vzdump 120 --storage local --mode snapshot --compress zstd --notes-template /)
+  assert.equal(w.slice(1), ['pct stop 120', 'pct restore 120 local:backup/vzdump-lxc-120-2026_11_25-03_00_02.tar.zst --force 1 --storage local-lvm', 'pct start 120'])
+  assert.match(r.output, /Safety backup of the guest as it was: local:backup\/vzdump-lxc-120-\S+\.tar\.zst/)
+  assert.equal(await buckets(), ['backups', 'tfstate'])
+  for (const env of ENVS) assert.is((await stateIn(env)).serial, before[env]!.serial, env)
+})
+
 uvuTest.run()
