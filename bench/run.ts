@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import { startup } from './startup.ts'
 import { restoreState } from './restore-state.ts'
 import { restoreVm } from './restore-vm.ts'
+import { rebuildMinio } from './rebuild-minio.ts'
 import { verifyBackups } from './verify-backups.ts'
 import type { Row } from './measure.ts'
 import { LAB_DIR } from '../test/lab/lab.ts'
@@ -20,6 +21,7 @@ const scenarios: Scenario[] = [
   { name: 'start-up', run: startup },
   { name: 'restore:state', run: restoreState },
   { name: 'restore:vm', run: restoreVm },
+  { name: 'rebuild:minio', run: rebuildMinio },
   // --quick: fewer and smaller files (2 archives of 16–24 MiB; 10 and 100 listed files)
   { name: 'verify:backups', run: (n) => verifyBackups(n, Boolean(values.quick)) },
 ]

@@ -9,7 +9,7 @@ import {
   getStorage, assertActive, volumePath, rootfsPath, freeDiskName, now, writeFileAtomic,
 } from './state.mjs'
 import { out, parseArgs, vmidArg } from './cli.mjs'
-import { guestUp, guestDown, guestPid, runHook, nsName } from './guest.mjs'
+import { guestUp, guestDown, guestPid, runHook, nsName, ctRoot } from './guest.mjs'
 import { configVolumes, freeVolume, newMac } from './restore.mjs'
 
 const label = (type) => (type === 'qemu' ? 'VM' : 'CT')
@@ -112,17 +112,16 @@ export async function guestCommand(type, argv) {
       return 0
     }
     case 'exec': {
+      // pve-container src/PVE/CLI/pct.pm exec: load_config (missing CT → exit 2), "missing command",
+      // then exec('lxc-attach', '-n', $vmid, '--', @cmd): the command runs inside the container (its
+      // root filesystem, its network) with stdin/stdout/stderr passed through, and its exit status.
       if (type !== 'lxc') break
       const vmid = vmidArg(rest[0], 'pct exec <vmid> [<extra-args>]')
       const conf = need(type, vmid)
-      if (!getRun(vmid).running) throw new SimError(`CT ${vmid} not running`)
       const cmd = rest.slice(rest[1] === '--' ? 2 : 1)
-      const pid = guestPid(vmid)
-      const full = pid && fs.existsSync(`/run/netns/${nsName(vmid)}`) ? ['nsenter', '-t', String(pid), '-n', '-u', '--', ...cmd] : cmd
-      if (!full.length) throw new SimError('missing command')
-      const [bin, ...args] = full
-      const r = spawnSync(bin ?? 'true', args, { stdio: 'inherit' })
-      return r.status ?? 255
+      if (!cmd.length) throw new SimError('missing command')
+      if (!getRun(vmid).running) throw new SimError(`CT ${vmid} not running`)
+      return execInCt(vmid, conf, cmd)
     }
     case 'create': {
       if (type !== 'lxc') break
@@ -168,9 +167,33 @@ async function pctCreate(argv) {
     ...(net0 ? [{ key: 'net0', value: net0 }] : []), { key: 'ostype', value: opts.ostype ?? 'debian' },
     { key: 'rootfs', value: `${sid}:${name},size=${size}G` }, { key: 'swap', value: String(opts.swap ?? 512) },
     ...(opts.unprivileged ? [{ key: 'unprivileged', value: '1' }] : []),
-  ]
+    ...(opts.onboot ? [{ key: 'onboot', value: '1' }] : []),
+    ...(opts.features ? [{ key: 'features', value: opts.features }] : []),
+  ].sort((a, b) => a.key.localeCompare(b.key))
   saveConf('lxc', vmid, conf)
   setRun(vmid, false)
   if (opts.start) startGuest('lxc', vmid)
   return 0
+}
+
+/**
+ * lxc-attach stand-in: chroot into the CT's root folder (in its network namespace when it has one).
+ * A lab-bound CT (docs/lab.md) whose command started a systemd unit (the template's systemctl marks
+ * it) starts the lab service it stands for, as MinIO starting inside the CT would.
+ */
+function execInCt(vmid, conf, cmd) {
+  const root = ctRoot(conf)
+  if (!root || !fs.existsSync(path.join(root, 'bin'))) throw new SimError(`lxc-attach: ${vmid}: attach.c: lxc_attach_run_command: Failed to exec "${cmd[0]}": No such file or directory`, 255)
+  const pid = guestPid(vmid)
+  const inNs = pid && fs.existsSync(`/run/netns/${nsName(vmid)}`) ? ['nsenter', '-t', String(pid), '-n', '--'] : []
+  const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', TERM: 'dumb', container: 'lxc' }
+  const [bin, ...args] = [...inNs, 'chroot', root, ...cmd]
+  const r = spawnSync(bin ?? 'chroot', args, { stdio: 'inherit', env })
+  const requested = path.join(root, 'run/systemd/hdr/start-requested')
+  if (fs.existsSync(requested)) {
+    fs.rmSync(requested, { force: true })
+    const bind = guestBind(conf, vmid)
+    if (bind) runHook(bind, 'start', vmid)
+  }
+  return r.status ?? 255
 }
