@@ -40,7 +40,7 @@ const STEP_OF: Record<string, { key: StepKey; title: string; what: string; comma
   'rebuild:minio': {
     key: 'minio', title: 'MinIO',
     what: 'Rebuild the MinIO container (from its backup, else from zero) with the same IP, ports and buckets, versioning on, and push the local state copies back when the buckets are empty.',
-    commands: ['npm run rebuild:minio'],
+    commands: ['npm run rebuild:minio -- --push-state'],
     target: { cs: 'CS-003', seconds: 600 },
   },
   'restore:state': {

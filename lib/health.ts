@@ -5,6 +5,7 @@
 import { exec } from './exec.ts'
 import { DrError } from './errors.ts'
 import { checkMonitoring as monitoringChecks } from './monitoring.ts'
+import { diagnoseMinio, diagnosisLines, minioEndpoint } from './minio.ts'
 import { Pve, kindWord, type BackupJob, type Resource } from './pve.ts'
 import { Ssh } from './ssh.ts'
 import { guestAccess, label, readOccupant, waitForPing, waitForSsh } from './guest.ts'
@@ -100,31 +101,24 @@ export async function checkGuest(pve: Pve, cfg: Config, vmid: number, waitMs = 3
 
 // ---- MinIO and the state ----
 
-/** S3 answers with the configured credentials and every bucket exists with versioning enabled. */
-export async function checkMinio(cfg: Config): Promise<Line[]> {
+/**
+ * MinIO, by rebuild:minio's own read-only diagnosis (lib/minio.ts): S3 answers with the configured
+ * credentials, every bucket the homelab uses exists with versioning Enabled; with a node, its CT runs;
+ * with states, each environment's state object exists (or has no local copy to push back).
+ */
+export async function checkMinio(cfg: Config, opts: { pve?: Pve; states?: boolean } = {}): Promise<Line[]> {
   const minio = cfg.minio
   if (!minio) return [{ area: 'minio', name: 'MinIO', ok: false, detail: 'no MinIO settings (minio_ip) in terraform.tfvars' }]
-  const s3 = await openS3({ endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey })
+  const s3 = await openS3({ endpoint: minioEndpoint(minio), accessKey: minio.accessKey, secretKey: minio.secretKey })
   try {
-    const lines: Line[] = []
-    try {
-      await s3.client.send(new s3.sdk.ListBucketsCommand({}))
-      lines.push({ area: 'minio', name: `S3 ${minio.endpoint}`, ok: true, detail: 'answers' })
-    } catch (e) {
-      return [{ area: 'minio', name: `S3 ${minio.endpoint}`, ok: false, detail: s3Error(e, s3, 'listing the buckets').message }]
-    }
-    const buckets = [...new Set([...minio.buckets, ...cfg.environments.flatMap((e) => (e.bucket ? [e.bucket] : []))])]
-    for (const bucket of buckets) {
-      try {
-        const v = await s3.client.send(new s3.sdk.GetBucketVersioningCommand({ Bucket: bucket }))
-        lines.push(v.Status === 'Enabled'
-          ? { area: 'minio', name: `bucket ${bucket}`, ok: true, detail: 'versioning enabled' }
-          : { area: 'minio', name: `bucket ${bucket}`, ok: false, detail: `versioning ${v.Status ?? 'never enabled'}: a replaced state could not be rolled back` })
-      } catch (e) {
-        lines.push({ area: 'minio', name: `bucket ${bucket}`, ok: false, detail: classify(e) === 'no-bucket' ? 'missing' : s3Error(e, s3, `reading bucket ${bucket}`).message })
-      }
-    }
-    return lines
+    const d = await diagnoseMinio(cfg, minio, { s3, ...(opts.pve ? { pve: opts.pve } : {}) })
+    return diagnosisLines(d)
+      .filter(([, text]) => opts.states || !text.startsWith('state of '))
+      .map(([status, text]) => {
+        const cut = text.indexOf(': ')
+        const [name, detail] = cut < 0 ? [text, ''] : [text.slice(0, cut), text.slice(cut + 2)]
+        return { area: 'minio' as const, name, ok: status !== 'failed', detail }
+      })
   } finally {
     s3.close()
   }

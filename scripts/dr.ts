@@ -255,7 +255,14 @@ export const task = defineTask(spec, async ({ values }) => {
 /** The step's verification, asked now: the lines that say whether it is healthy. */
 async function probe(step: DrStep, cfg: Config, guests: number[], envs: string[]): Promise<Line[]> {
   switch (step.key) {
-    case 'minio': return checkMinio(cfg)
+    case 'minio': {
+      const pve = await Pve.connect(new Ssh(cfg.nodes[0]!))
+      try {
+        return await checkMinio(cfg, { pve, states: true })
+      } finally {
+        await pve.ssh.close()
+      }
+    }
     case 'state': {
       const minio = await checkMinio(cfg)
       return minio[0]?.ok ? checkStates(cfg, envs) : minio.slice(0, 1)
@@ -277,7 +284,7 @@ async function probe(step: DrStep, cfg: Config, guests: number[], envs: string[]
 /** The tasks to run for an unhealthy step, or why it cannot run (a sentence). */
 function plan(step: DrStep, now: Line[], guests: number[], versions: Map<string, string>): Command[] | string {
   switch (step.key) {
-    case 'minio': return [{ task: 'rebuild:minio', argv: [] }]
+    case 'minio': return [{ task: 'rebuild:minio', argv: ['--push-state'] }]
     case 'monitoring': return [{ task: 'rebuild:monitoring', argv: [] }]
     case 'check': return [{ task: 'dr:check', argv: [] }]
     case 'guests': {

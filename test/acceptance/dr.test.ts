@@ -14,6 +14,7 @@ import { FIXTURE, LAB_DIR, labUp } from '../lab/lab.ts'
 import * as node from '../lab/node.ts'
 import { s3Client, terraformEnv } from '../lab/s3.ts'
 import { commandLine } from '../../lib/ssh.ts'
+import { drSteps } from '../../lib/dr.ts'
 
 const NOW = '2026-11-25T12:00:00' // the backups' day, so they are fresh for dr:check (HDR_NOW)
 const STATE_KEY = `dr-test/${randomUUID()}/terraform.tfstate`
@@ -70,7 +71,8 @@ test('US6.1 US6.2 dr --dry-run: every step with what it does, prerequisites, ver
     'Step 4/5 — Production guests (restore:vm)', 'Step 5/5 — Final check (dr:check)',
   ])
   assert.match(r.stdout, "[dry-run] Disaster recovery of node 'pve': 5 steps, target 1:00:00 (CS-007).\nGuests of step 4: 101, 110.\n")
-  assert.match(r.stdout, '  Prerequisites: SSH to the node; a backup of the MinIO CT or an LXC template\n  Verification:  S3 answers, buckets exist with versioning, terraform init in every environment\n  Target:        10:00 (CS-003)\n')
+  const minio = drSteps()[0]!
+  assert.match(r.stdout, `  Prerequisites: ${minio.prerequisites.join('; ')}\n  Verification:  ${minio.verification}\n  Target:        10:00 (CS-003)\n`)
   assert.match(r.stdout, '  ✓ state prod: serial 1, lineage kept, terraform init works\n  - Already healthy: skipped')
   assert.match(r.stdout, '  Target:        10:00 (CS-001: 5:00 per guest)\n  ✓ VM 101 (web01): running, 10.251.0.101 answers ping and SSH')
   assert.match(r.stdout, '[dry-run] npm run dr:check -- --dry-run')
