@@ -9,6 +9,7 @@ import { restoreState } from './restore-state.ts'
 import { restoreVm } from './restore-vm.ts'
 import { rebuildMinio } from './rebuild-minio.ts'
 import { verifyBackups } from './verify-backups.ts'
+import { drDrill } from './dr.ts'
 import type { Row } from './measure.ts'
 import { LAB_DIR } from '../test/lab/lab.ts'
 import { lock } from '../test/lab/node.ts'
@@ -24,6 +25,8 @@ const scenarios: Scenario[] = [
   { name: 'rebuild:minio', run: rebuildMinio },
   // --quick: fewer and smaller files (2 archives of 16–24 MiB; 10 and 100 listed files)
   { name: 'verify:backups', run: (n) => verifyBackups(n, Boolean(values.quick)) },
+  // the drill takes about a minute per run: at most 3 runs
+  { name: 'dr drill', run: (n) => drDrill(Math.min(n, 3)) },
 ]
 
 // The lab is shared with the tests: hold it (children inherit the lock).
