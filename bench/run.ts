@@ -8,8 +8,10 @@ import { startup } from './startup.ts'
 import { restoreState } from './restore-state.ts'
 import { restoreVm } from './restore-vm.ts'
 import { rebuildMonitoring } from './rebuild-monitoring.ts'
+import { rebuildMinio } from './rebuild-minio.ts'
 import { verifyBackups } from './verify-backups.ts'
 import { restoreTest } from './restore-test.ts'
+import { drDrill } from './dr.ts'
 import type { Row } from './measure.ts'
 import { LAB_DIR } from '../test/lab/lab.ts'
 import { lock } from '../test/lab/node.ts'
@@ -22,10 +24,13 @@ const scenarios: Scenario[] = [
   { name: 'start-up', run: startup },
   { name: 'restore:state', run: restoreState },
   { name: 'restore:vm', run: restoreVm },
+  { name: 'rebuild:minio', run: rebuildMinio },
   { name: 'rebuild:monitoring', run: rebuildMonitoring },
   // --quick: fewer and smaller files (2 archives of 16–24 MiB; 10 and 100 listed files)
   { name: 'verify:backups', run: (n) => verifyBackups(n, Boolean(values.quick)) },
   { name: 'restore-test', run: restoreTest }, // verify:backups --restore-test: overhead per test restore
+  // the drill takes about a minute per run: at most 3 runs
+  { name: 'dr drill', run: (n) => drDrill(Math.min(n, 3)) },
 ]
 
 // The lab is shared with the tests: hold it (children inherit the lock).

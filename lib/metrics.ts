@@ -62,6 +62,18 @@ export function renderMetrics(items: Item[], run: { finishedAt: number; duration
   return m.text()
 }
 
+/** dr:check's results: one sample per check (1 ok, 0 failed), failed checks per area, the run. */
+export function renderCheckMetrics(lines: Array<{ area: string; name: string; ok: boolean }>, run: { finishedAt: number; durationSeconds: number; exitCode: number }): string {
+  const m = new Exposition()
+  m.family('check_ok', 'dr:check: 1 when the check passed, 0 when it failed.', lines.map((l) => [{ area: l.area, check: l.name }, l.ok ? 1 : 0]))
+  const areas = [...new Set(lines.map((l) => l.area))]
+  m.family('check_failed', 'dr:check: failed checks per area.', areas.map((a) => [{ area: a }, lines.filter((l) => l.area === a && !l.ok).length]))
+  m.family('check_last_run_timestamp_seconds', 'When dr:check last finished.', [[{}, Math.floor(run.finishedAt / 1000)]])
+  m.family('check_duration_seconds', 'How long dr:check took.', [[{}, Math.round(run.durationSeconds * 10) / 10]])
+  m.family('check_exit_code', 'dr:check exit code (0: the lab is healthy).', [[{}, run.exitCode]])
+  return m.text()
+}
+
 /**
  * Write `text` to `file` atomically: a temporary file in the same folder with a random name, created
  * exclusively and without following a symlink (O_EXCL | O_NOFOLLOW: nothing planted there can redirect

@@ -236,3 +236,31 @@ export async function putText(s3: S3, bucket: string, key: string, text: string,
   const h = await send(s3, (abortSignal) => s3.client.send(new s3.sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }))
   return h.VersionId
 }
+
+// ---- buckets (rebuild:minio) ----------------------------------------------------------------------
+
+/** The names of every bucket the credentials can see. */
+export async function listBuckets(s3: S3): Promise<string[]> {
+  const r = await s3.client.send(new s3.sdk.ListBucketsCommand({}))
+  return (r.Buckets ?? []).map((b) => b.Name ?? '').filter(Boolean).sort()
+}
+
+/** Creates a bucket; one that already exists and is ours is not an error. */
+export async function createBucket(s3: S3, bucket: string): Promise<void> {
+  try {
+    await s3.client.send(new s3.sdk.CreateBucketCommand({ Bucket: bucket }))
+  } catch (e) {
+    if ((e as { name?: string })?.name !== 'BucketAlreadyOwnedByYou') throw e
+  }
+}
+
+/** A bucket's versioning: 'Enabled', 'Suspended', or 'Off' (never enabled). */
+export async function bucketVersioning(s3: S3, bucket: string): Promise<'Enabled' | 'Suspended' | 'Off'> {
+  const r = await s3.client.send(new s3.sdk.GetBucketVersioningCommand({ Bucket: bucket }))
+  return r.Status === 'Enabled' || r.Status === 'Suspended' ? r.Status : 'Off'
+}
+
+/** Turns versioning on (a bucket's versioning can be suspended, never turned off again). */
+export async function enableVersioning(s3: S3, bucket: string): Promise<void> {
+  await s3.client.send(new s3.sdk.PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }))
+}

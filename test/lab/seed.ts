@@ -64,6 +64,53 @@ function hashSources(): string {
 
 const conf = (lines: string[]) => lines.join('\n') + '\n'
 
+/** The programs a container template offers `pct exec` (Debian's standard template has them all). */
+const TEMPLATE_PROGRAMS = ['bash', 'sh', 'cat', 'mkdir', 'chmod', 'chown', 'mv', 'rm', 'ln', 'id', 'cp', 'ls', 'curl', 'useradd', 'groupadd', 'grep', 'env', 'sleep', 'install', 'hostname']
+
+/**
+ * A root filesystem a chroot can run: this machine's own Debian binaries and their libraries (merged
+ * /usr, as Debian 12), minimal account files, and the lab's systemctl (pve-sim/container/systemctl).
+ */
+export function containerRoot(root: string): void {
+  for (const d of ['usr/bin', 'usr/sbin', 'usr/lib', 'usr/lib64', 'usr/local/bin', 'etc/systemd/system', 'run', 'tmp', 'root', 'var/lib']) fs.mkdirSync(path.join(root, d), { recursive: true })
+  for (const d of ['bin', 'sbin', 'lib', 'lib64']) fs.symlinkSync(`usr/${d}`, path.join(root, d))
+  const copy = (file: string) => {
+    const dest = path.join(root, file)
+    if (fs.existsSync(dest)) return
+    fs.mkdirSync(path.dirname(dest), { recursive: true })
+    fs.copyFileSync(fs.realpathSync(file), dest)
+    fs.chmodSync(dest, fs.statSync(fs.realpathSync(file)).mode & 0o7777)
+  }
+  for (const prog of TEMPLATE_PROGRAMS) {
+    const which = spawnSync('sh', ['-c', 'command -v "$1"', 'sh', prog], { encoding: 'utf8' }).stdout.trim()
+    if (!which.startsWith('/')) throw new Error(`seed: ${prog} is not installed here (tools/setup.sh)`)
+    copy(which)
+    const ldd = spawnSync('ldd', [which], { encoding: 'utf8' }).stdout
+    for (const m of ldd.matchAll(/(\/\S+\.so[^\s]*)/g)) copy(m[1]!)
+  }
+  const w = (rel: string, text: string, mode = 0o644) => { fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true }); fs.writeFileSync(path.join(root, rel), text, { mode }) }
+  w('etc/os-release', 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n')
+  w('etc/hostname', 'localhost\n')
+  w('etc/passwd', 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n')
+  w('etc/group', 'root:x:0:\nnogroup:x:65534:\n')
+  w('etc/shadow', 'root:*:20000:0:99999:7:::\nnobody:*:20000:0:99999:7:::\n', 0o640)
+  w('etc/gshadow', 'root:*::\nnogroup:*::\n', 0o640)
+  w('etc/login.defs', 'SYS_UID_MIN 100\nSYS_UID_MAX 999\nSYS_GID_MIN 100\nSYS_GID_MAX 999\nUID_MIN 1000\nUID_MAX 60000\nGID_MIN 1000\nGID_MAX 60000\n')
+  w('usr/sbin/nologin', '#!/bin/sh\necho "This account is currently not available."\nexit 1\n', 0o755)
+  fs.copyFileSync(path.join(SIM_DIR, 'container', 'systemctl'), path.join(root, 'usr/bin/systemctl'))
+  fs.chmodSync(path.join(root, 'usr/bin/systemctl'), 0o755)
+}
+
+/** The fixture MinIO CT's disk: MinIO installed and enabled as rebuild:minio installs it (lib/minio.ts). */
+function minioInstalled(root: string): void {
+  const w = (rel: string, text: string, mode = 0o644) => { fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true }); fs.writeFileSync(path.join(root, rel), text, { mode }) }
+  w('usr/local/bin/minio', '#!/bin/sh\necho "minio (lab stand-in: the lab\'s S3 is Ceph RGW, docs/lab.md)"\n', 0o755)
+  w('etc/default/minio', 'MINIO_VOLUMES="/var/lib/minio/data"\nMINIO_OPTS="--address :9000 --console-address :9001"\n', 0o600)
+  w('etc/systemd/system/minio.service', '[Unit]\nDescription=MinIO\n[Service]\nEnvironmentFile=/etc/default/minio\nExecStart=/usr/local/bin/minio server $MINIO_OPTS $MINIO_VOLUMES\n[Install]\nWantedBy=multi-user.target\n')
+  fs.mkdirSync(path.join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true })
+  fs.symlinkSync('/etc/systemd/system/minio.service', path.join(root, 'etc/systemd/system/multi-user.target.wants/minio.service'))
+}
+
 /** Build (once) the fixture's pve/ tree and return its path in the cache. */
 export function ensureSeed(labDir: string): string {
   const cache = path.join(labDir, 'cache', `seed-${hashSources()}`)
@@ -120,11 +167,10 @@ export function ensureSeed(labDir: string): string {
     w(`${d}/root/marker`, `${host} ${tag}\n`)
     w(`${d}/etc/os-release`, 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n')
   }
-  // container template for `pct create` (the MinIO rebuild from zero)
+  // container template for `pct create` (the MinIO rebuild from zero): a small Debian-like root that
+  // `pct exec` can really run commands in (chroot), see containerRoot()
   const tpl = path.join(cache, 'tpl')
-  fs.mkdirSync(path.join(tpl, 'etc'), { recursive: true })
-  fs.writeFileSync(path.join(tpl, 'etc/os-release'), 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n')
-  fs.writeFileSync(path.join(tpl, 'etc/hostname'), 'localhost\n')
+  containerRoot(tpl)
   fs.mkdirSync(path.join(pve, 'var/lib/vz/template/cache'), { recursive: true })
   const t = spawnSync('tar', ['--zstd', '-cf', path.join(pve, 'var/lib/vz/template/cache/debian-12-standard_12.7-1_amd64.tar.zst'), '-C', tpl, '.'])
   if (t.status !== 0) throw new Error(`seed: tar failed: ${t.stderr}`)
@@ -156,6 +202,7 @@ export function ensureSeed(labDir: string): string {
   w('images/vm-101-disk-0.raw', diskImage('web01 scsi0 2026-11-25', 8))
   rootfs(110, 'dns01', '2026-11-25')
   rootfs(120, 'minio', '2026-11-25')
+  minioInstalled(path.join(pve, 'images/vm-120-disk-0'))
   vzdump('2026-11-25T03:00:02', ['101', '110', '120', '200', '--compress', 'zstd', '--notes-template', '{{guestname}}'])
   for (const f of ['vzdump-lxc-110-2026_11_25-03_00_02.tar.zst.notes', 'vzdump-lxc-120-2026_11_25-03_00_02.tar.zst.notes', 'vzdump-qemu-200-2026_11_25-03_00_02.vma.zst.notes']) {
     fs.rmSync(path.join(pve, 'var/lib/vz/dump', f)) // only web01's latest backup carries notes

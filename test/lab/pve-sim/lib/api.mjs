@@ -87,7 +87,7 @@ export async function pvesh(argv) {
     if (!st) throw new SimError(`storage '${m[2]}' does not exist`)
     const problem = activationError(m[2] ?? '', st)
     if (problem) throw new SimError(problem)
-    value = opts.content && opts.content !== 'backup' ? [] : listBackups(m[2], st, opts.vmid)
+    value = opts.content === 'vztmpl' ? listTemplates(m[2], st) : opts.content && opts.content !== 'backup' ? [] : listBackups(m[2], st, opts.vmid)
   } else if ((m = /^\/nodes\/([^/]+)\/status$/.exec(url))) { nodeCheck(m[1]); value = nodeStatus() }
   else throw new SimError(`No 'get' handler defined for '${url}'`)
   const fmt = opts['output-format'] ?? 'text'
@@ -147,4 +147,23 @@ export async function vmaCli(argv) {
     try { const c = vmaConfigs(data); process.stdout.write(c['qemu-server.conf'] ?? ''); return 0 } catch (e) { return g(e.message) }
   }
   throw new SimError(`usage: vma command [command options]\n\nvma list <filename>\nvma config <filename> [-c config]\nvma verify <filename> [-v]`)
+}
+
+/**
+ * Container templates of a storage (pve-storage src/PVE/Storage/Plugin.pm list_volumes / get_subdir
+ * 'vztmpl' = template/cache; format 'tzst' for .tar.zst, 'tgz', 'txz'): only when the storage holds
+ * vztmpl content.
+ */
+function listTemplates(sid, st) {
+  if (!st.content.split(',').includes('vztmpl')) return []
+  const dir = path.join(pveDir, st.path, 'template/cache')
+  let names = []
+  try { names = fs.readdirSync(dir) } catch {}
+  const fmt = { 'tar.gz': 'tgz', 'tar.xz': 'txz', 'tar.zst': 'tzst', tgz: 'tgz' }
+  return names.flatMap((fn) => {
+    const ext = /\.(tar\.gz|tar\.xz|tar\.zst|tgz)$/.exec(fn)?.[1]
+    if (!ext) return []
+    const stat = fs.statSync(path.join(dir, fn))
+    return [{ volid: `${sid}:vztmpl/${fn}`, format: fmt[ext], size: stat.size, ctime: Math.floor(stat.mtimeMs / 1000), content: 'vztmpl' }]
+  })
 }

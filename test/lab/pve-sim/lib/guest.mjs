@@ -5,7 +5,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { labDir, runDir, guestBind, guestIp, guestMac, guestName, pveDir, confGet, volumePath } from './state.mjs'
+import { labDir, runDir, guestBind, guestIp, guestMac, guestName, pveDir, confGet, volumePath, rootfsPath } from './state.mjs'
 
 export const BRIDGE = 'hdrbr0'
 export const BRIDGE_IP = '10.251.0.1'
@@ -59,7 +59,12 @@ export const linkDown = (type, entries) => /(?:^|,)link_down=1(?:,|$)/.test(conf
 /** Bring the guest's network presence up (netns + sshd, or the start hook). */
 export function guestUp(type, vmid, entries) {
   const bind = guestBind(entries, vmid)
-  if (bind) return runHook(bind, 'start', vmid)
+  if (bind) {
+    // A container's service starts with it only when installed and enabled on its disk (systemd's
+    // multi-user.target.wants/): a CT fresh from a template starts with nothing in it.
+    if (type === 'lxc' && !startEnabledUnits(entries)) return
+    return runHook(bind, 'start', vmid)
+  }
   if (type === 'qemu' && !vmBoots(entries)) return // the OS never comes up: nothing answers
   const ip = guestIp(type, entries)
   if (!ip || !ip.startsWith('10.251.0.')) return // not on the lab bridge: nothing to reach
@@ -126,6 +131,8 @@ export function guestNetDown(vmid) {
 
 export function guestDown(vmid, entries) {
   const bind = guestBind(entries, vmid)
+  const root = ctRoot(entries)
+  if (root) fs.rmSync(path.join(root, 'run/systemd/hdr'), { recursive: true, force: true })
   if (bind) return runHook(bind, 'stop', vmid)
   guestNetDown(vmid)
 }
@@ -133,4 +140,34 @@ export function guestDown(vmid, entries) {
 /** The guest's sshd pid when its netns is up (for pct exec). */
 export function guestPid(vmid) {
   try { return Number(fs.readFileSync(path.join(runDir, `g${vmid}`, 'sshd.pid'), 'utf8').trim()) || null } catch { return null }
+}
+
+/** A container's root folder on its storage (rootfs: local-lvm:vm-120-disk-0,size=4G), or null. */
+export function ctRoot(entries) {
+  const m = /^([a-z][a-z0-9_.-]*):((?:vm|subvol)-\d+-disk-\d+)/i.exec(confGet(entries, 'rootfs') ?? '')
+  if (!m) return null
+  try { return rootfsPath(m[1], m[2]) } catch { return null }
+}
+
+/**
+ * systemd at boot: start every unit linked in multi-user.target.wants/ whose ExecStart program is
+ * executable (the lab's systemctl records it in /run/systemd/hdr/). Returns how many started.
+ */
+function startEnabledUnits(entries) {
+  const root = ctRoot(entries)
+  if (!root) return 0
+  const wants = path.join(root, 'etc/systemd/system/multi-user.target.wants')
+  let started = 0
+  let units = []
+  try { units = fs.readdirSync(wants) } catch {}
+  for (const unit of units) {
+    let text = ''
+    try { text = fs.readFileSync(path.join(root, 'etc/systemd/system', unit), 'utf8') } catch { continue }
+    const exe = /^ExecStart=[-@+!]?(\S+)/m.exec(text)?.[1]
+    try { if (!exe || !(fs.statSync(path.join(root, exe)).mode & 0o111)) continue } catch { continue }
+    fs.mkdirSync(path.join(root, 'run/systemd/hdr'), { recursive: true })
+    fs.writeFileSync(path.join(root, 'run/systemd/hdr', unit), 'active\n')
+    started++
+  }
+  return started
 }

@@ -9,7 +9,7 @@ import {
   getStorage, assertActive, volumePath, rootfsPath, freeDiskName, now, writeFileAtomic,
 } from './state.mjs'
 import { out, err, parseArgs, vmidArg } from './cli.mjs'
-import { guestUp, guestDown, guestPid, runHook, nsName, vmBoots } from './guest.mjs'
+import { guestUp, guestDown, guestPid, runHook, nsName, vmBoots, ctRoot } from './guest.mjs'
 import { configVolumes, freeVolume, newMac } from './restore.mjs'
 
 const label = (type) => (type === 'qemu' ? 'VM' : 'CT')
@@ -120,12 +120,19 @@ export async function guestCommand(type, argv) {
     case 'set':
       return setGuest(type, rest)
     case 'exec': {
+      // pve-container src/PVE/CLI/pct.pm exec: load_config (missing CT → exit 2), "missing command",
+      // then exec('lxc-attach', '-n', $vmid, '--', @cmd): the command runs inside the container (its
+      // root filesystem, its network) with stdin/stdout/stderr passed through, and its exit status.
       if (type !== 'lxc') break
       const vmid = vmidArg(rest[0], 'pct exec <vmid> [<extra-args>]')
-      need(type, vmid)
+      const conf = need(type, vmid)
       if (!getRun(vmid).running) throw new SimError(`CT ${vmid} not running`)
       const cmd = rest.slice(rest[1] === '--' ? 2 : 1)
       if (!cmd.length) throw new SimError('missing command')
+      // A CT made from a template has an OS tree: the command runs in it (chroot). The fixture CTs,
+      // restored from the lab's small backups, hold no OS tree: it runs in their namespaces instead.
+      const root = ctRoot(conf)
+      if (root && fs.existsSync(path.join(root, 'bin'))) return execInCt(vmid, conf, cmd)
       const [bin, ...args] = insideGuest(vmid, cmd)
       const r = spawnSync(bin ?? 'true', args, { stdio: 'inherit' })
       return r.status ?? 255
@@ -174,7 +181,9 @@ async function pctCreate(argv) {
     ...(net0 ? [{ key: 'net0', value: net0 }] : []), { key: 'ostype', value: opts.ostype ?? 'debian' },
     { key: 'rootfs', value: `${sid}:${name},size=${size}G` }, { key: 'swap', value: String(opts.swap ?? 512) },
     ...(opts.unprivileged ? [{ key: 'unprivileged', value: '1' }] : []),
-  ]
+    ...(opts.onboot ? [{ key: 'onboot', value: '1' }] : []),
+    ...(opts.features ? [{ key: 'features', value: opts.features }] : []),
+  ].sort((a, b) => a.key.localeCompare(b.key))
   saveConf('lxc', vmid, conf)
   setRun(vmid, false)
   if (opts.start) startGuest('lxc', vmid)
@@ -269,4 +278,26 @@ function setGuest(type, argv) {
   }
   saveConf(type, vmid, conf)
   return 0
+}
+
+/**
+ * lxc-attach stand-in: chroot into the CT's root folder (in its network namespace when it has one).
+ * A lab-bound CT (docs/lab.md) whose command started a systemd unit (the template's systemctl marks
+ * it) starts the lab service it stands for, as MinIO starting inside the CT would.
+ */
+function execInCt(vmid, conf, cmd) {
+  const root = ctRoot(conf)
+  if (!root || !fs.existsSync(path.join(root, 'bin'))) throw new SimError(`lxc-attach: ${vmid}: attach.c: lxc_attach_run_command: Failed to exec "${cmd[0]}": No such file or directory`, 255)
+  const pid = guestPid(vmid)
+  const inNs = pid && fs.existsSync(`/run/netns/${nsName(vmid)}`) ? ['nsenter', '-t', String(pid), '-n', '--'] : []
+  const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', TERM: 'dumb', container: 'lxc' }
+  const [bin, ...args] = [...inNs, 'chroot', root, ...cmd]
+  const r = spawnSync(bin ?? 'chroot', args, { stdio: 'inherit', env })
+  const requested = path.join(root, 'run/systemd/hdr/start-requested')
+  if (fs.existsSync(requested)) {
+    fs.rmSync(requested, { force: true })
+    const bind = guestBind(conf, vmid)
+    if (bind) runHook(bind, 'start', vmid)
+  }
+  return r.status ?? 255
 }
