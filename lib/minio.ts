@@ -284,7 +284,7 @@ export const INSTALL_SCRIPT = [
   '  chmod 0755 /usr/local/bin/minio.part && mv /usr/local/bin/minio.part /usr/local/bin/minio',
   'fi',
   'id minio-user >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin minio-user',
-  'mkdir -p /var/lib/minio/data && chown minio-user:minio-user /var/lib/minio/data',
+  'mkdir -p /var/lib/minio/data /etc/default /etc/systemd/system && chown minio-user:minio-user /var/lib/minio/data',
   'umask 077',
   'cat > /etc/default/minio',
   'printf \'MINIO_VOLUMES="/var/lib/minio/data"\\nMINIO_OPTS="--address :%s --console-address :%s"\\n\' "$port" "$console" >> /etc/default/minio',

@@ -95,7 +95,7 @@ export function containerRoot(root: string): void {
   w('etc/group', 'root:x:0:\nnogroup:x:65534:\n')
   w('etc/shadow', 'root:*:20000:0:99999:7:::\nnobody:*:20000:0:99999:7:::\n', 0o640)
   w('etc/gshadow', 'root:*::\nnogroup:*::\n', 0o640)
-  w('etc/login.defs', 'SYS_UID_MIN 100\nSYS_UID_MAX 999\nSYS_GID_MIN 100\nSYS_GID_MAX 999\nUID_MIN 1000\nUID_MAX 60000\nGID_MIN 1000\nGID_MAX 60000\n')
+  w('etc/login.defs', 'USERGROUPS_ENAB yes\nSYS_UID_MIN 100\nSYS_UID_MAX 999\nSYS_GID_MIN 100\nSYS_GID_MAX 999\nUID_MIN 1000\nUID_MAX 60000\nGID_MIN 1000\nGID_MAX 60000\n')
   w('usr/sbin/nologin', '#!/bin/sh\necho "This account is currently not available."\nexit 1\n', 0o755)
   fs.copyFileSync(path.join(SIM_DIR, 'container', 'systemctl'), path.join(root, 'usr/bin/systemctl'))
   fs.chmodSync(path.join(root, 'usr/bin/systemctl'), 0o755)

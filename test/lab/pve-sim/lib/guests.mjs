@@ -288,6 +288,12 @@ function setGuest(type, argv) {
 function execInCt(vmid, conf, cmd) {
   const root = ctRoot(conf)
   if (!root || !fs.existsSync(path.join(root, 'bin'))) throw new SimError(`lxc-attach: ${vmid}: attach.c: lxc_attach_run_command: Failed to exec "${cmd[0]}": No such file or directory`, 255)
+  // LXC gives every container a /dev with the standard character devices (lxc.autodev).
+  const dev = path.join(root, 'dev')
+  fs.mkdirSync(dev, { recursive: true })
+  for (const [name, minor] of [['null', 3], ['zero', 5], ['random', 8], ['urandom', 9]]) {
+    if (!fs.existsSync(path.join(dev, name))) spawnSync('mknod', ['-m', '666', path.join(dev, name), 'c', '1', String(minor)])
+  }
   const pid = guestPid(vmid)
   const inNs = pid && fs.existsSync(`/run/netns/${nsName(vmid)}`) ? ['nsenter', '-t', String(pid), '-n', '--'] : []
   const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', TERM: 'dumb', container: 'lxc' }
