@@ -135,8 +135,3 @@ export function reportError(e: unknown): number {
   warn(redact(e instanceof Error ? (e.stack ?? e.message) : String(e)))
   return 1
 }
-
-/** The body of a task whose issue has not landed: exit 2, never a fake success. */
-export async function notImplemented(): Promise<number> {
-  throw new DrError('usage', 'not implemented yet: this task is planned but has not been built.', 'See tasks.json and the README for the tasks that work today.')
-}
