@@ -231,7 +231,7 @@ test('US3.1 from scratch: a new CT with the same parameters, MinIO installed and
   assert.equal(await buckets(), ['backups', 'tfstate'])
   for (const b of ['backups', 'tfstate']) assert.is(await versioning(b), 'Enabled')
   assert.not.ok(r.output.includes(s3lab.S3_SECRET_KEY))
-  assert.match(r.output, /✓ MinIO is back on http:\/\/127\.0\.0\.4:9000: buckets versioned, states present, Terraform reconnected\. Changed: CT 120 created; CT 120 started; MinIO installed in CT 120; bucket tfstate created; bucket backups created;/)
+  assert.match(r.output, /✓ MinIO is back on http:\/\/127\.0\.0\.4:9000: buckets versioned, states present, Terraform reconnected\. Changed: CT 120 created; CT 120 started; MinIO installed in CT 120; bucket tfstate created; bucket backups created;/, show(r))
 })
 
 test('US3.2 the states are back from the local mirror with their serial and lineage; the report names each upload', async () => {
