@@ -314,9 +314,12 @@ function planRebuild(cfg: Config, minio: MinioConfig, pve: Pve | undefined, s3: 
         const present = await listBuckets(s3)
         for (const w of wanted) {
           if (!present.includes(w.name)) {
+            // a new bucket starts unversioned: versioning is part of creating it, one change
             await createBucket(s3, w.name)
+            await enableVersioning(s3, w.name)
             run.changed.push(`bucket ${w.name} created`)
-            dd.push(`${w.name}: created`)
+            dd.push(`${w.name}: created, versioning Enabled`)
+            continue
           }
           const v = await bucketVersioning(s3, w.name)
           if (v !== 'Enabled') {

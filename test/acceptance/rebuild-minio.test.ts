@@ -219,7 +219,7 @@ test('US3.1 from scratch: a new CT with the same parameters, MinIO installed and
   assert.not.ok(calls().some((c) => c.includes(s3lab.S3_SECRET_KEY)), 'the secret must not be on a node command line')
   const conf = readFileSync(CT_CONF, 'utf8')
   for (const l of ['cores: 2', 'hostname: minio', 'memory: 1024', 'onboot: 1', 'unprivileged: 1']) assert.ok(conf.includes(`${l}\n`), conf)
-  assert.match(conf, /^net0: name=eth0,bridge=vmbr0,ip=127\.0\.0\.4\/8,gw=127\.0\.0\.1,hwaddr=BC:24:11:[0-9A-F:]{8},type=veth$/m)
+  assert.match(conf, /^net0: name=eth0,bridge=vmbr0,gw=127\.0\.0\.1,hwaddr=BC:24:11:[0-9A-F:]{8},ip=127\.0\.0\.4\/8,type=veth$/m)
   assert.match(conf, /^rootfs: local-lvm:vm-120-disk-0,size=4G$/m)
   const root = join(PVE, 'images/vm-120-disk-0')
   assert.is(downloads, got + 1)
@@ -231,7 +231,7 @@ test('US3.1 from scratch: a new CT with the same parameters, MinIO installed and
   assert.equal(await buckets(), ['backups', 'tfstate'])
   for (const b of ['backups', 'tfstate']) assert.is(await versioning(b), 'Enabled')
   assert.not.ok(r.output.includes(s3lab.S3_SECRET_KEY))
-  assert.match(r.output, /✓ MinIO is back on http:\/\/127\.0\.0\.4:9000: buckets versioned, states present, Terraform reconnected\. Changed: CT 120 created; CT 120 started; MinIO installed in CT 120; bucket tfstate created; bucket backups created;/)
+  assert.match(r.output, /✓ MinIO is back on http:\/\/127\.0\.0\.4:9000: buckets versioned, states present, Terraform reconnected\. Changed: CT 120 created; CT 120 started; MinIO installed in CT 120; bucket tfstate created; bucket backups created;/, show(r))
 })
 
 test('US3.2 the states are back from the local mirror with their serial and lineage; the report names each upload', async () => {

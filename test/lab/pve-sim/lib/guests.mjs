@@ -173,8 +173,16 @@ async function pctCreate(argv) {
   out('Detected container architecture: amd64')
   out(`Creating SSH host key 'ssh_host_ed25519_key' - this may take some time ...`)
   if (opts.hostname) fs.writeFileSync(path.join(dir, 'etc/hostname'), opts.hostname + '\n')
+  // pve-container LXC/Config.pm parse_lxc_network: type veth, a random hwaddr when none is given; then
+  // print_lxc_network → pve-common JSONSchema.pm print_property_string: the required key (name) first,
+  // the others sorted (net0: name=eth0,bridge=vmbr0,gw=…,hwaddr=…,ip=…,type=veth).
   let net0 = opts.net0
-  if (net0 && !/hwaddr=/.test(net0)) net0 = net0.replace(/^(name=[^,]+)/, `$1,hwaddr=${newMac()}`) + (/type=/.test(net0) ? '' : ',type=veth')
+  if (net0) {
+    const kv = new Map(net0.split(',').filter(Boolean).map((p) => { const i = p.indexOf('='); return [p.slice(0, i), p.slice(i + 1)] }))
+    if (!kv.has('hwaddr')) kv.set('hwaddr', newMac())
+    kv.set('type', 'veth')
+    net0 = [...(kv.has('name') ? [`name=${kv.get('name')}`] : []), ...[...kv].filter(([k]) => k !== 'name').sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`)].join(',')
+  }
   const conf = [
     { key: 'arch', value: 'amd64' }, { key: 'cores', value: String(opts.cores ?? 1) },
     { key: 'hostname', value: opts.hostname ?? `CT${vmid}` }, { key: 'memory', value: String(opts.memory ?? 512) },
