@@ -184,9 +184,11 @@ export interface NodeJob {
   backup: Backup
 }
 
-/** The stdin of NODE_SCRIPT for these files. Paths with a tab or newline cannot be sent. */
+/** The stdin of NODE_SCRIPT for these files, largest first: the node's cores then finish together
+ *  instead of one of them starting the biggest file last. Paths with a tab or newline cannot be sent. */
 export function nodeInput(jobs: NodeJob[], dumpDir: (b: Backup) => string): string {
-  return jobs
+  return [...jobs]
+    .sort((a, b) => b.backup.size - a.backup.size)
     .map((j) => {
       const name = parseBackupName(j.backup.file)
       const dir = dumpDir(j.backup)

@@ -3,8 +3,10 @@
 // device with a restore target), so an archive cut at an extent boundary verifies clean and fails only
 // in qmrestore — `detected missing cluster N for stream drive-scsi0` — after the old disks are freed.
 // CLUSTER_READER is a perl filter for the decompressed stream between the decompressor and
-// `vma verify -`: it copies stdin to stdout unchanged, reads the header's device table (name, size) and
-// every extent header's blockinfo, and at EOF names the first missing cluster of each device.
+// `vma verify -`: it passes stdin to stdout unchanged, reads the header's device table (name, size) and
+// every extent header's blockinfo, and at EOF names the first missing cluster of each device. It reads
+// only the headers: each extent's data goes from pipe to pipe by splice(2), so the filter costs the
+// node almost nothing on top of the decompressor and vma (docs/benchmarks.md, issue 14).
 // Why perl: the node contract has no byte-level reader (bash cannot hold NUL bytes, od/xxd are not in
 // it), python3 is not part of Proxmox VE, and perl is: qm, pct, pvesh, pvesm and vzdump are perl
 // programs, so a node that can restore has it. Core perl only (sysread, unpack, vec); no module.
@@ -20,52 +22,68 @@ export const MISSING_CLUSTERS_EXIT = 97
 /** The perl program (no `${` nor `%{` in it: it is embedded in bash scripts and template strings). */
 export const CLUSTER_READER = String.raw`use strict; use warnings;
 $SIG{PIPE} = 'IGNORE'; binmode STDIN; binmode STDOUT;
-my ($in, $skip, $state, $hsize) = ('', 0, 0, 0);
+# 1 MiB pipes (F_SETPIPE_SZ): fewer wake-ups for the decompressor and vma. Extent data goes from one pipe
+# to the other by splice(2), which moves pages instead of copying them through perl; only headers are read.
+fcntl(STDIN, 1031, 1048576); fcntl(STDOUT, 1031, 1048576);
+# splice(2)'s number on x86_64 (Proxmox VE) and aarch64 (its community ports); elsewhere the data is copied
+use Config; my $splice = { x86_64 => 275, aarch64 => 76 }->{(split /-/, $Config{archname})[0]};
 my (%name, %count, %seen);
-sub parse {
-  while (1) {
-    if ($state == 0) {
-      return if length($in) < 12288;
-      $hsize = unpack('N', substr($in, 56, 4));
-      if (substr($in, 0, 4) ne "VMA\0" || $hsize <= 12288 || $hsize > 16777216) { $state = 9; $in = ''; return }
-      $state = 1;
-    }
-    if ($state == 1) {
-      return if length($in) < $hsize;
-      my ($boff, $bsize) = unpack('N N', substr($in, 48, 8));
-      for my $i (1 .. 255) {
-        my ($ptr, undef, $hi, $lo) = unpack('N N N N', substr($in, 4096 + 32 * $i, 16));
-        my $size = $hi * 4294967296 + $lo;
-        next unless $size && $ptr && $ptr + 2 <= $bsize && $boff + $ptr + 2 <= $hsize;
-        my $len = unpack('v', substr($in, $boff + $ptr, 2));
-        my $nm = substr($in, $boff + $ptr + 2, $len); $nm =~ s/\0.*//s;
-        next if $nm eq 'vmstate';
-        $name{$i} = $nm; $count{$i} = int(($size + 65535) / 65536); $seen{$i} = '';
-      }
-      substr($in, 0, $hsize, ''); $state = 2;
-    }
-    return if $state != 2 || length($in) < 512;
-    my $data = 4096 * unpack('n', substr($in, 6, 2));
-    for my $j (0 .. 58) {
-      my ($hi, $cluster) = unpack('N N', substr($in, 40 + 8 * $j, 8));
-      my $dev = $hi & 255;
-      vec($seen{$dev}, $cluster, 1) = 1 if $dev && exists $seen{$dev} && $cluster < $count{$dev};
-    }
-    substr($in, 0, 512, '');
-    if (length($in) >= $data) { substr($in, 0, $data, '') } else { $skip = $data - length($in); $in = ''; return }
+# take: read exactly $n bytes (fewer at EOF), forward them, return them
+sub take {
+  my ($n, $buf) = (shift, '');
+  while (length($buf) < $n) {
+    my $r = sysread(STDIN, $buf, $n - length($buf), length($buf));
+    die "read failed - $!\n" unless defined $r;
+    last unless $r;
   }
+  for (my $off = 0; $off < length($buf); ) { my $w = syswrite(STDOUT, $buf, length($buf) - $off, $off); exit 0 unless defined $w; $off += $w }
+  return $buf;
+}
+# pass: forward $n bytes unread (splice) or copied (no splice here); returns the count that came
+sub pass {
+  my ($n, $done) = (shift, 0);
+  while ($splice && $done < $n) {
+    my $r = syscall($splice, fileno(STDIN), 0, fileno(STDOUT), 0, $n - $done, 0);
+    if ($r > 0) { $done += $r; next }
+    return $done if $r == 0;
+    exit 0 if $!{EPIPE};
+    $splice = undef; # EINVAL/ENOSYS: not two pipes, or an old kernel: copy instead
+  }
+  while ($done < $n) {
+    my $want = $n - $done; $want = 1048576 if $want > 1048576;
+    my $got = length(take($want)); return $done + $got if $got < $want; $done += $got;
+  }
+  return $done;
+}
+sub rest { 1 while pass(1 << 30) == (1 << 30); exit 0 }
+my $head = take(12288);
+rest() if length($head) < 12288 || substr($head, 0, 4) ne "VMA\0";
+my $hsize = unpack('N', substr($head, 56, 4));
+rest() if $hsize <= 12288 || $hsize > 16777216;
+$head .= take($hsize - 12288);
+rest() if length($head) < $hsize;
+my ($boff, $bsize) = unpack('N N', substr($head, 48, 8));
+for my $i (1 .. 255) {
+  my ($ptr, undef, $hi, $lo) = unpack('N N N N', substr($head, 4096 + 32 * $i, 16));
+  my $size = $hi * 4294967296 + $lo;
+  next unless $size && $ptr && $ptr + 2 <= $bsize && $boff + $ptr + 2 <= $hsize;
+  my $len = unpack('v', substr($head, $boff + $ptr, 2));
+  my $nm = substr($head, $boff + $ptr + 2, $len); $nm =~ s/\0.*//s;
+  next if $nm eq 'vmstate';
+  $name{$i} = $nm; $count{$i} = int(($size + 65535) / 65536); $seen{$i} = '';
 }
 while (1) {
-  my $n = sysread(STDIN, my $chunk, 1048576);
-  die "read failed - $!\n" unless defined $n;
-  last unless $n;
-  for (my $off = 0; $off < $n; ) { my $w = syswrite(STDOUT, $chunk, $n - $off, $off); exit 0 unless defined $w; $off += $w }
-  next if $state == 9;
-  if ($skip) { if ($skip >= $n) { $skip -= $n; next } substr($chunk, 0, $skip, ''); $skip = 0 }
-  $in .= $chunk; parse();
+  my $eh = take(512);
+  last if length($eh) < 512;
+  for my $j (0 .. 58) {
+    my ($hi, $cluster) = unpack('N N', substr($eh, 40 + 8 * $j, 8));
+    my $dev = $hi & 255;
+    vec($seen{$dev}, $cluster, 1) = 1 if $dev && exists $seen{$dev} && $cluster < $count{$dev};
+  }
+  my $data = 4096 * unpack('n', substr($eh, 6, 2));
+  last if pass($data) < $data;
 }
 close STDOUT;
-exit 0 unless $state == 2;
 my $status = 0;
 for my $i (sort { $a <=> $b } keys %name) {
   my ($n, $have) = ($count{$i}, unpack('%32b*', $seen{$i}));

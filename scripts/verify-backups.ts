@@ -94,6 +94,10 @@ export const task = defineTask(spec, async ({ values }) => {
   // Files on each node, then missing/stale
   if (!values['no-files']) {
     const facts = await Promise.all(nodes.map((n) => listNode(n, values.storage, vmid, notices)))
+    // The guests and backup jobs (for missing/stale) are asked now, beside the file checks, not after them
+    const first = facts[0]!
+    const expected = Promise.all([first.pve.resources(), first.pve.backupJobs()])
+    expected.catch(() => {}) // awaited below; a failure surfaces there
     for (const n of facts) report.facts[`node:${n.pve.node}`] = { storages: n.storages, files: n.backups.length, bytes: n.backups.reduce((s, b) => s + b.size, 0) }
     for (const n of notices) line(`${mark.warn} ${n}`)
     { // check every file, streaming a line per file as the node finishes it
@@ -116,8 +120,7 @@ export const task = defineTask(spec, async ({ values }) => {
       }
     }
     const files = items.filter((i): i is FileItem => i.kind === 'file')
-    const first = facts[0]!
-    const [resources, jobs] = await Promise.all([first.pve.resources(), first.pve.backupJobs()])
+    const [resources, jobs] = await expected
     const nodeNames = facts.map((n) => n.pve.node)
     let guests = expectedGuests(resources.filter((r) => nodeNames.includes(r.node)), jobs, maxAge)
     if (vmid !== undefined) guests = guests.filter((g) => g.vmid === vmid)
@@ -189,16 +192,17 @@ async function listNode(target: Config['nodes'][number], only: string | undefine
   if (only && wanted.length === 0) throw new DrError('prerequisites', `Storage '${only}' on node '${pve.node}' is not an enabled backup storage. Backup storages: ${all.map((s) => s.storage).join(', ') || 'none'}.`)
   const active = wanted.filter((s) => s.active)
   for (const s of wanted.filter((x) => !x.active)) notices.push(`storage ${s.storage} on node ${pve.node} is not active: its backups were not checked`)
-  const lists = await Promise.all(active.map((s) => pve.backups(s.storage, vmid)))
-  const backups = lists.flat()
   const dumpDirs = new Map<string, string>()
-  for (const list of lists) {
+  const lists = await Promise.all(active.map(async (s) => {
+    const list = await pve.backups(s.storage, vmid)
     const sample = list[0]
-    if (!sample) continue
-    const path = await pve.path(sample.volid) // one `pvesm path` per storage, never per file
-    dumpDirs.set(sample.storage, path.slice(0, path.lastIndexOf('/')))
-  }
-  return { pve, storages: active.map((s) => s.storage), backups, dumpDirs }
+    if (sample) { // one `pvesm path` per storage, never per file
+      const path = await pve.path(sample.volid)
+      dumpDirs.set(s.storage, path.slice(0, path.lastIndexOf('/')))
+    }
+    return list
+  }))
+  return { pve, storages: active.map((s) => s.storage), backups: lists.flat(), dumpDirs }
 }
 
 /** All files of one node in ONE ssh command: the node checks them in parallel and streams results. */

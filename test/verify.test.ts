@@ -5,7 +5,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { tempDir } from './tmp.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,6 +16,7 @@ import {
   NODE_SCRIPT, clock, expectedGuests, fileItem, guestItem, linkOlderGood, nodeInput, parseNodeLine, schedulePeriodHours, stateChecks, vmaMessage,
   type FileItem, type NodeLine,
 } from '../lib/verify.ts'
+import { CLUSTER_READER } from '../lib/vma.ts'
 
 const SIM_BIN = join(import.meta.dirname, 'lab', 'pve-sim', 'bin')
 const dir = tempDir('hdr-verify-')
@@ -143,6 +144,30 @@ test('node script: a VMA cut at an extent boundary (vma verify passes it) fails 
     { name: 'vma clusters', status: 'failed', detail: `device drive-scsi0 lacks cluster 3 and 1 more of 5; device drive-efidisk0 lacks cluster 0 and 1 more of 2 ${why}` },
   ])
   assert.is(items[1]!.checks.find((c) => c.name === 'vma clusters')!.detail, `device drive-efidisk0 lacks cluster 1 of 2 ${why.replace('cluster 3 for stream drive-scsi0', 'cluster 1 for stream drive-efidisk0')}`)
+})
+
+test('cluster reader: passes the stream byte for byte, by splice between pipes and by copy between files; reads only headers to count clusters', () => {
+  const whole = writeVma({ configs: [{ name: 'qemu-server.conf', data: 'name: t\n' }], devices: [{ name: 'drive-scsi0', data: Buffer.alloc(7 * 65536, 3) }], ctime: 1764000000, clustersPerExtent: 2 })
+  const cut = whole.subarray(0, whole.readUInt32BE(56) + 512 + whole.readUInt16BE(whole.readUInt32BE(56) + 6) * 4096) // the first extent only
+  const junk = Buffer.from('not a vma at all\n'.repeat(1000))
+  const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+  for (const [name, data, exit, err] of [['whole', whole, 0, ''], ['cut', cut, 97, 'vma-clusters: detected missing cluster 2 for stream drive-scsi0 (5 of 7 clusters missing)\n'], ['junk', junk, 0, '']] as const) {
+    writeFileSync(join(dir, `reader-${name}`), data)
+    // pipe → pipe (splice), and file → file (no pipe at either end: copied)
+    const piped = spawnSync('bash', ['-c', 'cat "$1" | perl -e "$2" | sha256sum', 'hdr', join(dir, `reader-${name}`), CLUSTER_READER], { encoding: 'utf8' })
+    assert.is(piped.stdout.split(' ')[0], digest(data), `${name}: pipe to pipe`)
+    assert.is(piped.stderr, err, `${name}: pipe to pipe`)
+    const files = spawnSync('perl', ['-e', CLUSTER_READER], { stdio: [openSync(join(dir, `reader-${name}`), 'r'), openSync(join(dir, `reader-${name}.out`), 'w'), 'pipe'], encoding: 'utf8' })
+    assert.is(files.status, exit, `${name}: file to file, exit`)
+    assert.is(files.stderr, err)
+    assert.is(digest(readFileSync(join(dir, `reader-${name}.out`))), digest(data), `${name}: file to file`)
+  }
+})
+
+test('nodeInput sends the largest file first, so the node\'s cores finish together', () => {
+  const list = [backup('vzdump-qemu-101-2026_11_23-03_00_02.vma.zst', 10), backup('vzdump-qemu-101-2026_11_24-03_00_02.vma.zst', 3000), backup('vzdump-lxc-110-2026_11_24-03_00_02.tar.zst', 200)]
+  const ids = nodeInput(list.map((b, id) => ({ id, path: join(dir, b.file), backup: b })), () => dir).trim().split('\n').map((l) => l.split('\t')[0])
+  assert.equal(ids, ['1', '2', '0'])
 })
 
 test('size differs from the listing: failed', () => {
