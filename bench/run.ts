@@ -1,7 +1,7 @@
 // npm run bench [-- --quick]: brings the lab up if needed, runs each scenario several times, writes
 // bench/results.json and the table in docs/benchmarks.md. Medians of several runs, ratios taken in
 // the same run; never a pass/fail test (CI runs one quick iteration so it cannot rot).
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
 import { startup } from './startup.ts'
@@ -37,23 +37,33 @@ const scenarios: Scenario[] = [
 await lock(LAB_DIR, 30 * 60_000)
 process.env.HDR_LAB_LOCKED_BY = String(process.pid)
 
-const rows: Row[] = []
+const date = new Date().toISOString().slice(0, 10)
+const rows: Array<Row & { bench: string; date: string }> = []
 for (const s of scenarios) {
   if (values.only && !s.name.includes(values.only)) continue
   process.stderr.write(`bench: ${s.name} (${iterations}×)…\n`)
-  rows.push(...(await s.run(iterations)))
+  rows.push(...(await s.run(iterations)).map((r) => ({ ...r, bench: s.name, date })))
 }
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`
-const date = new Date().toISOString().slice(0, 10)
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2))
-const table = [
-  '| scenario | metric | median | min | max | unit | goal | met |',
-  '|---|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.scenario} | ${r.metric} | ${fmt(r.stat.median)} | ${fmt(r.stat.min)} | ${fmt(r.stat.max)} | ${r.unit} | ${r.goal ?? ''} | ${r.met === undefined ? '' : r.met ? 'yes' : '**no**'} |`),
+const table = (list: typeof rows) => [
+  '| scenario | metric | median | min | max | unit | goal | met | taken |',
+  '|---|---|---|---|---|---|---|---|---|',
+  ...list.map((r) => `| ${r.scenario} | ${r.metric} | ${fmt(r.stat.median)} | ${fmt(r.stat.min)} | ${fmt(r.stat.max)} | ${r.unit} | ${r.goal ?? ''} | ${r.met === undefined ? '' : r.met ? 'yes' : '**no**'} | ${r.date} |`),
 ].join('\n')
-process.stdout.write(`${table}\n`)
-if (!values.quick) {
-  writeFileSync('bench/results.json', JSON.stringify({ machine, date, iterations, rows }, null, 2) + '\n')
-  process.stderr.write('bench: wrote bench/results.json; update docs/benchmarks.md with the table above\n')
+if (values.quick) process.stdout.write(`${table(rows)}\n`)
+else {
+  // --only NAME replaces that scenario's rows and keeps the others (each row says when it was taken)
+  const ran = new Set(rows.map((r) => r.bench))
+  let kept: typeof rows = []
+  try {
+    const old = JSON.parse(readFileSync('bench/results.json', 'utf8')) as { date?: string; rows: Array<Row & { bench?: string; date?: string }> }
+    kept = old.rows.filter((r) => r.bench && !ran.has(r.bench)).map((r) => ({ ...r, bench: r.bench!, date: r.date ?? old.date ?? '?' }))
+  } catch { /* first run */ }
+  const order = new Map(scenarios.map((s, i) => [s.name, i]))
+  const all = [...kept, ...rows].sort((a, b) => (order.get(a.bench) ?? 99) - (order.get(b.bench) ?? 99))
+  writeFileSync('bench/results.json', JSON.stringify({ machine, iterations, rows: all }, null, 2) + '\n')
+  process.stdout.write(`${table(all)}\n`)
+  process.stderr.write('bench: wrote bench/results.json (every scenario, the latest run of each); update docs/benchmarks.md with the table above\n')
 }
