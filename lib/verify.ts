@@ -158,11 +158,12 @@ n=%{1:-0} mode=%{2:-full}
 ${DEFINE_CLUSTER_READER}
 if ((n < 1)); then n=0; while read -r l _; do [[ $l == processor ]] && ((n++)); done </proc/cpuinfo; ((n < 1)) && n=1; fi
 mapfile -t lines
+# one stat for every file: a process per file costs more than checking a small archive
+declare -A sizes; paths=()
+for line in "%{lines[@]}"; do IFS=$'\t' read -r a b _ <<<"$line"; paths+=("$b"); done
+while read -r s p; do sizes[$p]=$s; done < <(stat -c '%s %n' -- "%{paths[@]}" 2>/dev/null)
 if [[ $mode == meta ]]; then
-  # metadata only: one stat for every file, then builtins only (no process per file)
-  declare -A sizes; paths=()
-  for line in "%{lines[@]}"; do IFS=$'\t' read -r a b _ <<<"$line"; paths+=("$b"); done
-  while read -r s p; do sizes[$p]=$s; done < <(stat -c '%s %n' -- "%{paths[@]}" 2>/dev/null)
+  # metadata only: builtins from here on (no process per file)
   for line in "%{lines[@]}"; do
     IFS=$'\t' read -r a b c d e g <<<"$line"
     check "$a" "$b" "$c" "$d" "$e" "$g" "%{sizes[$b]:--}"
@@ -172,7 +173,7 @@ fi
 running=0
 for line in "%{lines[@]}"; do
   IFS=$'\t' read -r a b c d e g <<<"$line"
-  check "$a" "$b" "$c" "$d" "$e" "$g" &
+  check "$a" "$b" "$c" "$d" "$e" "$g" "%{sizes[$b]-}" & # a file the bulk stat missed: its own stat names why
   if ((++running >= n)); then wait -n; ((running--)); fi
 done
 wait
