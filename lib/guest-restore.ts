@@ -394,12 +394,13 @@ export function planRestore(pve: Pve, cfg: Config, req: GuestRestoreRequest, f: 
       mutates: true,
       run: async (d) => {
         run.phase = `${label(o.type, t, o.config)} is unchanged; its safety backup was being written to '${cfg.backupStorage}'`
-        safety = await safetyBackup(pve, argv, cfg.backupStorage, t)
+        const written = await safetyBackup(pve, argv, cfg.backupStorage, t)
+        safety = written.volid
         // Before the stop: the chosen backup still there, the safety archive whole (issue 12).
         const file = safety.slice(safety.indexOf('/') + 1)
         const parsed = parseBackupName(file)
         try {
-          await verifyBeforeOverwrite(pve, f.backup, { volid: safety, file, format: parsed?.format ?? '', compression: parsed?.compression })
+          await verifyBeforeOverwrite(pve, f.backup, f.archivePath, { volid: safety, file, format: parsed?.format ?? '', compression: parsed?.compression, path: written.path })
         } catch (e) {
           if (!(e instanceof DrError)) throw e
           throw new DrError('failed', `${e.message} ${label(o.type, t, o.config)} is unchanged.`, `Check the backup storage '${cfg.backupStorage}' (pvesm status, the vzdump log of ${file}), then run this again.`)
@@ -482,8 +483,11 @@ export async function confirmRestore(_pve: Pve, req: GuestRestoreRequest, f: Res
 
 // ---- act ----
 
-/** EF-006: vzdump the guest about to be overwritten; returns the new backup's volid. */
-async function safetyBackup(pve: Pve, argv: string[], storage: string, vmid: number): Promise<string> {
+/**
+ * EF-006: vzdump the guest about to be overwritten; returns the new backup's volid and the path vzdump
+ * printed for it (`creating vzdump archive '/…/FILE'`; undefined when it printed none we can use).
+ */
+async function safetyBackup(pve: Pve, argv: string[], storage: string, vmid: number): Promise<{ volid: string; path: string | undefined }> {
   const p = progress(`Safety backup of ${vmid}`)
   let r
   try {
@@ -491,12 +495,13 @@ async function safetyBackup(pve: Pve, argv: string[], storage: string, vmid: num
   } finally {
     p.stop()
   }
-  const file = /creating (?:vzdump )?archive '([^']+)'/.exec(r.stdout)?.[1]?.split('/').at(-1)
+  const printed = /creating (?:vzdump )?archive '([^']+)'/.exec(r.stdout)?.[1]
+  const file = printed?.split('/').at(-1)
   if (r.exitCode !== 0 || !file) {
     const why = r.stdout.split('\n').filter((l) => /^ERROR:/.test(l)).at(-1)?.trim() ?? lastLine(r.stderr)
     throw new DrError('failed', `The safety backup of ${vmid} failed (${why}), so nothing was restored: ${vmid} is unchanged.`, 'Fix the cause (space on the backup storage, a lock on the guest), then run this again.')
   }
-  return `${storage}:backup/${file}`
+  return { volid: `${storage}:backup/${file}`, path: printed!.startsWith('/') ? printed : undefined }
 }
 
 async function restoreWithProgress(pve: Pve, argv: string[], f: RestoreFacts): Promise<string[]> {

@@ -115,18 +115,22 @@ function probeArgv(b: Pick<Backup, 'format' | 'compression'>): string[] {
  * Just before anything is overwritten (issue 12), in one round trip: the chosen backup is still on
  * its storage (a prune or a person may have removed it since the preflight), and the safety backup
  * just written is whole (its configuration readable, the archive read end to end as in probeArchive).
+ * Neither path is asked of `pvesm path` again (issue 14: each pvesm is a Perl start-up on a real node):
+ * the chosen backup's is the one the preflight's `pvesm path` gave (probeArchive), the safety
+ * backup's the one vzdump itself printed (`creating vzdump archive '…'`); without it, `pvesm path`.
  * Throws a sentence naming what is wrong; the caller has changed nothing yet but the new safety file.
  */
-export async function verifyBeforeOverwrite(pve: Pve, chosen: Backup, safety: Pick<Backup, 'volid' | 'file' | 'format' | 'compression'>): Promise<void> {
+export async function verifyBeforeOverwrite(pve: Pve, chosen: Backup, chosenPath: string, safety: Pick<Backup, 'volid' | 'file' | 'format' | 'compression'> & { path?: string }): Promise<void> {
+  if (!chosenPath.startsWith('/')) throw new Error(`verifyBeforeOverwrite: no path for ${chosen.volid}`) // a bug, not the node's answer
   const script = [
-    'c=$(pvesm path "$1" 2>&1) && [ -f "$c" ] || { printf "%s\\n" "$c"; exit 92; }',
-    'p=$(pvesm path "$2") || exit 90',
+    '[ -f "$1" ] || { printf "%s: no such file\\n" "$1"; exit 92; }',
+    'p=$2; [ -n "$p" ] || p=$(pvesm path "$3") || exit 90',
     '[ -s "$p" ] || { echo "the file is empty"; exit 93; }',
-    'pvesm extractconfig "$2" >/dev/null || exit 91',
-    'kind=$3; shift 3',
+    'pvesm extractconfig "$3" >/dev/null || exit 91',
+    'kind=$4; shift 4',
     'if [ "$kind" = vma ]; then set -o pipefail; "$@" "$p" | vma verify -; else "$@" "$p" >/dev/null; fi',
   ].join('\n')
-  const r = await pve.ssh.runScript(script, [chosen.volid, safety.volid, ...probeArgv(safety)], { timeoutMs: 4 * 3600_000 })
+  const r = await pve.ssh.runScript(script, [chosenPath, safety.path ?? '', safety.volid, ...probeArgv(safety)], { timeoutMs: 4 * 3600_000 })
   if (r.exitCode === 0) return
   if (r.exitCode === 92) throw new DrError('failed', `Backup ${chosen.file} is no longer on storage '${chosen.storage}' (removed since it was checked: a prune, or by hand), so nothing was restored.`)
   throw new DrError('failed', `The safety backup ${safety.file} just written is not whole (${lastLine(r.stderr || r.stdout)}), so nothing was restored: it could not put the guest back.`)
