@@ -208,7 +208,7 @@ export async function waitForSsh(access: GuestAccess & { address: string }, name
   const end = Date.now() + deadlineMs
   let last = ''
   for (let attempt = 1; ; attempt++) {
-    const ssh = new Ssh({ name, host: access.address, port: access.port, user: access.user })
+    const ssh = new Ssh({ name, host: access.address, port: access.port, user: access.user }, { multiplex: false })
     try {
       return await ssh.connect()
     } catch (e) {
