@@ -3,7 +3,7 @@
 // Reads only; the restore's writes are argvs built by lib/guest-restore.ts and sent through Ssh.
 import { DrError } from './errors.ts'
 import { exec } from './exec.ts'
-import { guestAddress, guestDisks, kindWord, lastLine, parseGuestConfig, tool, type GuestConfig, type Pve } from './pve.ts'
+import { guestAddress, guestDisks, kindWord, lastLine, parseGuestConfig, tool, type GuestConfig, type Pve, type Read } from './pve.ts'
 import { Ssh } from './ssh.ts'
 import { DEFINE_CLUSTER_READER, MISSING_CLUSTERS_EXIT, missingClustersMessage, parseMissingClusters, withoutClusterLines } from './vma.ts'
 import type { Backup, GuestType } from './backups.ts'
@@ -35,6 +35,11 @@ export const isProtected = (conf: GuestConfig) => /^(1|true|yes|on)$/i.test(conf
  * `qm config`, else `pct config`, then that tool's `status`. A fixed script; $1 = VMID.
  */
 export async function readOccupant(pve: Pve, vmid: number): Promise<Occupant | undefined> {
+  return pve.read(occupantRead(pve, vmid))
+}
+
+/** readOccupant as a Read, to share a round trip with other reads (Pve.together). */
+export function occupantRead(pve: Pve, vmid: number): Read<Occupant | undefined> {
   const script = [
     'for t in qm pct; do',
     '  if out=$("$t" config "$1" 2>&1); then',
@@ -44,15 +49,19 @@ export async function readOccupant(pve: Pve, vmid: number): Promise<Occupant | u
     'done',
     'echo type=none',
   ].join('\n')
-  const r = await pve.ssh.runScript(script, [String(vmid)])
-  const t = /^type=(\w+)$/m.exec(r.stdout)?.[1]
-  if (t === 'none') return undefined
-  if (r.exitCode !== 0 || (t !== 'qm' && t !== 'pct')) throw new DrError('failed', `Cannot read guest ${vmid} on node '${pve.node}': ${lastLine(r.stderr || r.stdout)}`)
-  const cut = r.stdout.indexOf('\n\x1e\n')
-  const config = parseGuestConfig(r.stdout.slice(r.stdout.indexOf('\n') + 1, cut))
-  const status = /^status: (\S+)/m.exec(r.stdout.slice(cut))?.[1]
-  if (!status) throw new DrError('failed', `\`${t} status ${vmid}\` failed on node '${pve.node}': ${lastLine(r.stderr)}`)
-  return { vmid, type: t === 'qm' ? 'qemu' : 'lxc', status, config }
+  return {
+    argv: ['bash', '-c', script, 'hdr', String(vmid)],
+    answer: async (r) => {
+      const t = /^type=(\w+)$/m.exec(r.stdout)?.[1]
+      if (t === 'none') return undefined
+      if (r.exitCode !== 0 || (t !== 'qm' && t !== 'pct')) throw new DrError('failed', `Cannot read guest ${vmid} on node '${pve.node}': ${lastLine(r.stderr || r.stdout)}`)
+      const cut = r.stdout.indexOf('\n\x1e\n')
+      const config = parseGuestConfig(r.stdout.slice(r.stdout.indexOf('\n') + 1, cut))
+      const status = /^status: (\S+)/m.exec(r.stdout.slice(cut))?.[1]
+      if (!status) throw new DrError('failed', `\`${t} status ${vmid}\` failed on node '${pve.node}': ${lastLine(r.stderr)}`)
+      return { vmid, type: t === 'qm' ? 'qemu' : 'lxc', status, config }
+    },
+  }
 }
 
 // ---- the archive ----
