@@ -1,7 +1,7 @@
 // npm run bench [-- --quick]: brings the lab up if needed, runs each scenario several times, writes
 // bench/results.json and the table in docs/benchmarks.md. Medians of several runs, ratios taken in
 // the same run; never a pass/fail test (CI runs one quick iteration so it cannot rot).
-import { writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
 import { startup } from './startup.ts'
@@ -54,6 +54,14 @@ const table = [
 ].join('\n')
 process.stdout.write(`${table}\n`)
 if (!values.quick) {
-  writeFileSync('bench/results.json', JSON.stringify({ machine, date, iterations, rows }, null, 2) + '\n')
+  // --only NAME replaces that scenario's rows and keeps the others' (with the date each was measured).
+  type Results = { machine: string; date: string; iterations: number; rows: Row[]; dates?: Record<string, string> }
+  const old: Results | undefined = values.only && existsSync('bench/results.json') ? JSON.parse(readFileSync('bench/results.json', 'utf8')) as Results : undefined
+  const fresh = new Set(rows.map((r) => r.scenario))
+  const dates: Record<string, string> = { ...(old?.dates ?? Object.fromEntries((old?.rows ?? []).map((r) => [r.scenario, old!.date]))), ...Object.fromEntries([...fresh].map((s) => [s, date])) }
+  const stale = (r: Row) => !fresh.has(r.scenario)
+  const at = old ? old.rows.findIndex((r) => !stale(r)) : -1 // the new rows go where the old ones were
+  const merged = !old ? rows : at < 0 ? [...old.rows, ...rows] : [...old.rows.slice(0, at).filter(stale), ...rows, ...old.rows.slice(at).filter(stale)]
+  writeFileSync('bench/results.json', JSON.stringify({ machine, date, iterations, rows: merged, ...(old ? { dates } : {}) }, null, 2) + '\n')
   process.stderr.write('bench: wrote bench/results.json; update docs/benchmarks.md with the table above\n')
 }
