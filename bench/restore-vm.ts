@@ -1,9 +1,19 @@
 // restore:vm, latest backup over the running VM 101 (safety backup, stop, restore, start, verified),
-// `--yes --json`, the fixture put back by reset() before each run. What this project adds is the wall
-// time minus the node's own restore/vzdump/verify work (calls.log work_ms), goal ≤ 1.5 s; the part
-// spent waiting for the guest to boot (the simulator's agent delay, HDR_SIM_RESOURCES_LAG) is shown
-// apart so the overhead figure is honest. SSH connections per run (sshd.log, goal 1) and remote
-// commands per run (calls.log + the `hostname` probe the simulator does not log, goal ≤ 12).
+// `--yes --json`, the fixture put back by reset() before each run; once through tsx (as `npm run
+// restore:vm` does) and once as the shipped bundle (dist/restore-vm.mjs, `npm run bundle`), in turn.
+//
+// The wall time holds much that is not the tool's (issue 14): the node's own restore/vzdump/verify
+// work (calls.log work_ms), the wait for the guest to boot (the report's "Guest agent answers" step:
+// the simulator's agent answers HDR_SIM_RESOURCES_LAG after start), the simulator's own Node.js
+// start-up per simulated command (calls.log ms − work_ms; a real node's qm/pvesh are Perl and not free
+// either, but they are not this tool's), and the runtime's start-up (`node --import tsx -e 0`, or
+// `node -e 0` for the bundle). What is left is the tool's own share, and the goal (≤ 1.5 s) is judged
+// on it. It is broken down from the report's per-step `ms`: start-up beyond that floor + config
+// loading + exit (wall − the report's durationMs − the floor), the SSH connection to the node (the
+// first step), the ping and the SSH login to the guest (their steps), and the rest (the other round
+// trips' ssh clients and remote shells, the plan, the report). SSH connections per run (sshd.log,
+// goal 1) and node commands per run (calls.log + the `hostname` probe the simulator does not log).
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,53 +31,76 @@ export function sshConnections(): number {
 }
 
 interface Step { title: string; status: string; ms: number }
-interface RestoreDoc { exitCode: number; facts: { sshCommands?: number }; steps: Step[] }
+interface RestoreDoc { exitCode: number; durationMs: number; facts: { sshCommands?: number }; steps: Step[] }
+
+/** One run's figures, in ms unless named otherwise. */
+interface Figures { wall: number; work: number; boot: number; sim: number; floor: number; tool: number; startup: number; connect: number; guest: number; rest: number; conns: number; cmds: number; trips: number; rss: number }
+
+const stepMs = (doc: RestoreDoc, title: RegExp) => doc.steps.filter((s) => title.test(s.title)).reduce((s, x) => s + x.ms, 0)
 
 export async function restoreVm(iterations: number): Promise<Row[]> {
   await labUp(['node'])
+  execFileSync('npm', ['run', '-s', 'bundle'], { cwd: ROOT, stdio: 'pipe' })
   const reports = mkdtempSync(join(tmpdir(), 'hdr-bench-vm-'))
   const env = labEnv({ HDR_REPORTS_DIR: reports })
-  const m = { wall: [] as number[], work: [] as number[], boot: [] as number[], overhead: [] as number[], overheadNoTsx: [] as number[], simStart: [] as number[], conns: [] as number[], cmds: [] as number[], ssh: [] as number[], rss: [] as number[] }
-  const tsx = stat(Array.from({ length: 3 }, () => timed(process.execPath, ['--import', 'tsx', '-e', '0'], { cwd: ROOT }).ms)).median
+  const floorOf = (args: string[]) => stat(Array.from({ length: 3 }, () => timed(process.execPath, args, { cwd: ROOT }).ms)).median
+  const ways = {
+    tsx: { argv: ['--import', 'tsx', join(ROOT, 'scripts/restore-vm.ts')], floorArgs: ['--import', 'tsx', '-e', '0'], runs: [] as Figures[] },
+    bundle: { argv: [join(ROOT, 'dist/restore-vm.mjs')], floorArgs: ['-e', '0'], runs: [] as Figures[] },
+  }
   let odd = new Set<string>()
   for (let i = 0; i < iterations; i++) {
-    await reset(LAB_DIR) // VM 101 running, its three backups, calls.log empty
-    const before = sshConnections()
-    const r = timed(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/restore-vm.ts'), '101', '--yes', '--json'], { env, cwd: ROOT })
-    if (r.code !== 0) throw new Error(`bench: restore:vm exited ${r.code}: ${r.stderr.slice(-800)}${r.stdout.slice(-800)}`)
-    const doc = JSON.parse(r.stdout) as RestoreDoc
-    const log = calls(LAB_DIR)
-    const work = log.reduce((s, c) => s + (c.work_ms ?? 0), 0)
-    // Waiting for the guest to boot: the agent step (the simulator's agent answers HDR_SIM_RESOURCES_LAG
-    // after start; everything before it is our own checks). Ping/SSH to the guest are real checks: kept.
-    const boot = doc.steps.filter((s) => /^Guest agent answers/.test(s.title)).reduce((s, x) => s + x.ms, 0)
-    m.wall.push(r.ms)
-    m.work.push(work)
-    m.boot.push(boot)
-    m.overhead.push(r.ms - work - boot)
-    m.overheadNoTsx.push(r.ms - work - boot - tsx)
-    m.simStart.push(log.reduce((s, c) => s + c.ms - (c.work_ms ?? 0), 0))
-    m.conns.push(sshConnections() - before)
-    m.cmds.push(log.length + 1) // + `hostname` (a shell script in the simulator: not in calls.log)
-    m.ssh.push(doc.facts.sshCommands ?? NaN)
-    m.rss.push(r.rssKb / 1024)
-    odd = new Set([...odd, ...log.filter((c) => c.exit !== 0).map((c) => `${c.argv.slice(0, 4).join(' ')} → exit ${c.exit}`)])
+    for (const way of Object.values(ways)) {
+      const floor = floorOf(way.floorArgs) // taken beside each run: this machine's load drifts
+      await reset(LAB_DIR) // VM 101 running, its three backups, calls.log empty
+      const before = sshConnections()
+      const r = timed(process.execPath, [...way.argv, '101', '--yes', '--json'], { env, cwd: ROOT })
+      if (r.code !== 0) throw new Error(`bench: restore:vm exited ${r.code}: ${r.stderr.slice(-800)}${r.stdout.slice(-800)}`)
+      const doc = JSON.parse(r.stdout) as RestoreDoc
+      const log = calls(LAB_DIR)
+      const work = log.reduce((s, c) => s + (c.work_ms ?? 0), 0)
+      const sim = log.reduce((s, c) => s + c.ms - (c.work_ms ?? 0), 0)
+      // Ping and SSH to the guest are real checks: the tool's. Only the agent step waits for the boot.
+      const boot = stepMs(doc, /^Guest agent answers/)
+      const tool = r.ms - work - boot - sim - floor
+      const startup = r.ms - doc.durationMs - floor
+      const connect = stepMs(doc, /^Node '.*' reachable over SSH/)
+      const guest = stepMs(doc, /^SSH login to |answers ping/)
+      way.runs.push({
+        wall: r.ms, work, boot, sim, floor, tool, startup, connect, guest, rest: tool - startup - connect - guest,
+        conns: sshConnections() - before,
+        cmds: log.length + 1, // + `hostname` (a shell script in the simulator: not in calls.log)
+        trips: doc.facts.sshCommands ?? NaN,
+        rss: r.rssKb / 1024,
+      })
+      odd = new Set([...odd, ...log.filter((c) => c.exit !== 0).map((c) => `${c.argv.slice(0, 4).join(' ')} → exit ${c.exit}`)])
+    }
   }
   await reset(LAB_DIR)
   rmSync(reports, { recursive: true, force: true })
   if (odd.size) process.stderr.write(`bench: restore:vm: node commands that failed (retries): ${[...odd].join('; ')}\n`)
-  const o = stat(m.overhead), c = stat(m.conns), n = stat(m.cmds)
   const S = 'restore:vm (latest, over running VM 101)'
+  const col = (runs: Figures[], k: keyof Figures) => stat(runs.map((f) => f[k]))
+  const t = ways.tsx.runs, b = ways.bundle.runs
+  const tool = col(t, 'tool'), toolB = col(b, 'tool'), c = col(t, 'conns'), n = col(t, 'cmds')
   return [
-    { scenario: S, metric: 'wall time, end to end', unit: 'ms', stat: stat(m.wall) },
-    { scenario: S, metric: "node's own work (calls.log work_ms)", unit: 'ms', stat: stat(m.work), note: 'simulated vzdump, qmrestore, vma verify' },
-    { scenario: S, metric: 'waiting for the guest to boot (agent step)', unit: 'ms', stat: stat(m.boot), note: 'the simulator\'s agent answers 1 s after start' },
-    { scenario: S, metric: 'wall minus node work minus boot wait', unit: 'ms', stat: o, goal: '≤ 1500 ms', met: o.median <= 1500, note: `includes ~${Math.round(tsx)} ms of tsx start-up` },
-    { scenario: S, metric: 'the same without tsx start-up (node --import tsx -e 0)', unit: 'ms', stat: stat(m.overheadNoTsx) },
-    { scenario: S, metric: "of which the simulator's commands outside their work (Node.js start-up; calls.log ms − work_ms)", unit: 'ms', stat: stat(m.simStart), note: 'real qm/pvesh are Perl: not free either' },
+    { scenario: S, metric: 'wall time, end to end (tsx, as npm run does)', unit: 'ms', stat: col(t, 'wall') },
+    { scenario: S, metric: "node's own work (calls.log work_ms)", unit: 'ms', stat: col(t, 'work'), note: 'simulated vzdump, qmrestore, vma verify' },
+    { scenario: S, metric: 'waiting for the guest to boot (agent step)', unit: 'ms', stat: col(t, 'boot'), note: 'the simulator\'s agent answers 1 s after start' },
+    { scenario: S, metric: 'wall minus node work minus boot wait', unit: 'ms', stat: stat(t.map((f) => f.wall - f.work - f.boot)), note: 'the issue\'s figure: still holds the simulator\'s start-ups and tsx' },
+    { scenario: S, metric: "the simulator's commands outside their work (Node.js start-up; calls.log ms − work_ms)", unit: 'ms', stat: col(t, 'sim'), note: 'real qm/pvesh are Perl: not free either, but not the tool\'s' },
+    { scenario: S, metric: 'tsx start-up (node --import tsx -e 0, beside each run)', unit: 'ms', stat: col(t, 'floor') },
+    { scenario: S, metric: "the tool's own share: wall − node work − boot wait − simulator start-ups − tsx start-up", unit: 'ms', stat: tool, goal: '≤ 1500 ms', met: tool.median <= 1500, note: 'the goal is judged here: what the tool controls' },
+    { scenario: S, metric: "of the tool's share: start-up beyond tsx's, config loading, exit (wall − report durationMs − tsx start-up)", unit: 'ms', stat: col(t, 'startup') },
+    { scenario: S, metric: "of the tool's share: SSH connection to the node (first step)", unit: 'ms', stat: col(t, 'connect') },
+    { scenario: S, metric: "of the tool's share: ping + SSH login to the guest (their steps)", unit: 'ms', stat: col(t, 'guest') },
+    { scenario: S, metric: "of the tool's share: the rest (other round trips' ssh clients and remote shells, plan, report)", unit: 'ms', stat: col(t, 'rest') },
+    { scenario: S, metric: 'bundle (dist/restore-vm.mjs): wall time, end to end', unit: 'ms', stat: col(b, 'wall') },
+    { scenario: S, metric: "bundle: the tool's own share (as above, node -e 0 in place of tsx)", unit: 'ms', stat: toolB, goal: '≤ 1500 ms', met: toolB.median <= 1500, note: 'what an operator runs after npm run bundle' },
+    { scenario: S, metric: "bundle: of the tool's share, start-up beyond node's, config loading, exit", unit: 'ms', stat: col(b, 'startup') },
     { scenario: S, metric: 'SSH connections to the node', unit: 'connections', stat: c, goal: '1', met: c.max <= 1 },
-    { scenario: S, metric: 'remote commands (calls.log + hostname)', unit: 'commands', stat: n, goal: '≤ 12', met: n.median <= 12 },
-    { scenario: S, metric: 'SSH round trips (the report\'s sshCommands)', unit: 'round trips', stat: stat(m.ssh) },
-    { scenario: S, metric: 'peak RSS', unit: 'MiB', stat: stat(m.rss) },
+    { scenario: S, metric: 'node commands (calls.log + hostname)', unit: 'commands', stat: n, goal: '≤ 12', met: n.median <= 12 },
+    { scenario: S, metric: 'SSH round trips (the report\'s sshCommands)', unit: 'round trips', stat: col(t, 'trips') },
+    { scenario: S, metric: 'peak RSS', unit: 'MiB', stat: col(t, 'rss') },
   ]
 }

@@ -22,7 +22,7 @@ import type { Config } from './config.ts'
 import { commandLine } from './ssh.ts'
 import { Pve, guestAddress, kindWord, lastLine, tool, type GuestConfig, type Storage } from './pve.ts'
 import { backupLocalTime, humanSize, parseBackupName, pickBackup, sortBackups, type Backup, type DateWanted, type GuestType } from './backups.ts'
-import { readOccupant, probeArchive, verifyBeforeOverwrite, probeDescription, spaceNeeded, spaceFreed, guestAccess, agentEnabled, isProtected, label, guestName, verifyOnNode, waitForAgent, waitForPing, waitForSsh, type Occupant, type GuestAccess } from './guest.ts'
+import { readOccupant, occupantRead, probeArchive, verifyBeforeOverwrite, probeDescription, spaceNeeded, spaceFreed, guestAccess, agentEnabled, isProtected, label, guestName, verifyOnNode, waitForAgent, waitForPing, waitForSsh, type Occupant, type GuestAccess } from './guest.ts'
 import { printPlan, execute, type Plan, type Action } from './plan.ts'
 import type { Report } from './report.ts'
 import { confirm, declined } from './prompt.ts'
@@ -200,9 +200,13 @@ function result(status: GuestRestoreResult['status'], f: RestoreFacts, run: RunS
 /** EF-001: every check one line; the first that fails throws, nothing changed. */
 export async function preflightRestore(pve: Pve, cfg: Config, req: GuestRestoreRequest, report: Report): Promise<RestoreFacts> {
   const backupStorage = req.backupStorage ?? req.backup?.split(':')[0] ?? cfg.backupStorage
-  const storages = await report.check(`Backup storage '${backupStorage}' active`, () => verifyBackupStorage(pve, backupStorage))
+  const targetId = req.targetId ?? req.vmid
+  // The first three checks' reads share one round trip (issue 14), made by the first; each check
+  // still reads (and fails on) its own answer, in this order.
+  const [storageList, backupList, targetNow] = pve.together([pve.storagesRead(), pve.backupsRead(backupStorage, req.vmid), occupantRead(pve, targetId)])
+  const storages = await report.check(`Backup storage '${backupStorage}' active`, async () => verifyBackupStorage(pve, backupStorage, await storageList()))
   const backups = await report.check(`Backups of ${req.vmid} found`, async (d) => {
-    const list = sortBackups(await verifyBackupExists(pve, backupStorage, req.vmid))
+    const list = sortBackups(verifyBackupExists(pve, backupStorage, req.vmid, await backupList()))
     d.push(`${list.length} on '${backupStorage}', newest ${backupLocalTime(list[0]!).replace('T', ' ')}`)
     return list
   })
@@ -214,9 +218,8 @@ export async function preflightRestore(pve: Pve, cfg: Config, req: GuestRestoreR
     return b
   })
   const type = backup.type
-  const targetId = req.targetId ?? req.vmid
   const { occupant, source } = await report.check(`Target ${targetId} checked`, async () => {
-    const occupant = await readOccupant(pve, targetId)
+    const occupant = await targetNow()
     verifyTypeMatches(type, targetId, occupant)
     verifyNotLockedOrProtected(occupant)
     const source = targetId !== req.vmid ? await readOccupant(pve, req.vmid) : undefined
@@ -255,8 +258,7 @@ export async function preflightRestore(pve: Pve, cfg: Config, req: GuestRestoreR
 
 const definedOnly = <T extends object>(o: T | undefined): Partial<T> => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>
 
-async function verifyBackupStorage(pve: Pve, id: string): Promise<Storage[]> {
-  const storages = await pve.storages()
+function verifyBackupStorage(pve: Pve, id: string, storages: Storage[]): Storage[] {
   const st = storages.find((s) => s.storage === id)
   if (!st) throw new DrError('prerequisites', `Backup storage '${id}' does not exist on node '${pve.node}' (storages there: ${storages.map((s) => s.storage).join(', ') || 'none'}).`, 'Set backup_storage in terraform.tfvars, or name the backup with --backup STORAGE:backup/FILE.')
   if (!st.enabled || !st.active) throw new DrError('prerequisites', `Backup storage '${id}' is not active on node '${pve.node}': its backups cannot be read. Nothing was changed.`, `Check that it is mounted and enabled (pvesm status on the node), then run this again.`)
@@ -264,8 +266,7 @@ async function verifyBackupStorage(pve: Pve, id: string): Promise<Storage[]> {
 }
 
 /** US1.4: no backup, clear error, nothing changed. */
-async function verifyBackupExists(pve: Pve, storage: string, vmid: number): Promise<Backup[]> {
-  const list = await pve.backups(storage, vmid)
+function verifyBackupExists(pve: Pve, storage: string, vmid: number, list: Backup[]): Backup[] {
   if (list.length === 0) throw new NoBackupError(vmid, storage, pve.node)
   return list
 }
@@ -394,12 +395,13 @@ export function planRestore(pve: Pve, cfg: Config, req: GuestRestoreRequest, f: 
       mutates: true,
       run: async (d) => {
         run.phase = `${label(o.type, t, o.config)} is unchanged; its safety backup was being written to '${cfg.backupStorage}'`
-        safety = await safetyBackup(pve, argv, cfg.backupStorage, t)
+        const written = await safetyBackup(pve, argv, cfg.backupStorage, t)
+        safety = written.volid
         // Before the stop: the chosen backup still there, the safety archive whole (issue 12).
         const file = safety.slice(safety.indexOf('/') + 1)
         const parsed = parseBackupName(file)
         try {
-          await verifyBeforeOverwrite(pve, f.backup, { volid: safety, file, format: parsed?.format ?? '', compression: parsed?.compression })
+          await verifyBeforeOverwrite(pve, f.backup, f.archivePath, { volid: safety, file, format: parsed?.format ?? '', compression: parsed?.compression, path: written.path })
         } catch (e) {
           if (!(e instanceof DrError)) throw e
           throw new DrError('failed', `${e.message} ${label(o.type, t, o.config)} is unchanged.`, `Check the backup storage '${cfg.backupStorage}' (pvesm status, the vzdump log of ${file}), then run this again.`)
@@ -482,8 +484,11 @@ export async function confirmRestore(_pve: Pve, req: GuestRestoreRequest, f: Res
 
 // ---- act ----
 
-/** EF-006: vzdump the guest about to be overwritten; returns the new backup's volid. */
-async function safetyBackup(pve: Pve, argv: string[], storage: string, vmid: number): Promise<string> {
+/**
+ * EF-006: vzdump the guest about to be overwritten; returns the new backup's volid and the path vzdump
+ * printed for it (`creating vzdump archive '/…/FILE'`; undefined when it printed none we can use).
+ */
+async function safetyBackup(pve: Pve, argv: string[], storage: string, vmid: number): Promise<{ volid: string; path: string | undefined }> {
   const p = progress(`Safety backup of ${vmid}`)
   let r
   try {
@@ -491,12 +496,13 @@ async function safetyBackup(pve: Pve, argv: string[], storage: string, vmid: num
   } finally {
     p.stop()
   }
-  const file = /creating (?:vzdump )?archive '([^']+)'/.exec(r.stdout)?.[1]?.split('/').at(-1)
+  const printed = /creating (?:vzdump )?archive '([^']+)'/.exec(r.stdout)?.[1]
+  const file = printed?.split('/').at(-1)
   if (r.exitCode !== 0 || !file) {
     const why = r.stdout.split('\n').filter((l) => /^ERROR:/.test(l)).at(-1)?.trim() ?? lastLine(r.stderr)
     throw new DrError('failed', `The safety backup of ${vmid} failed (${why}), so nothing was restored: ${vmid} is unchanged.`, 'Fix the cause (space on the backup storage, a lock on the guest), then run this again.')
   }
-  return `${storage}:backup/${file}`
+  return { volid: `${storage}:backup/${file}`, path: printed!.startsWith('/') ? printed : undefined }
 }
 
 async function restoreWithProgress(pve: Pve, argv: string[], f: RestoreFacts): Promise<string[]> {

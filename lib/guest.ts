@@ -3,7 +3,7 @@
 // Reads only; the restore's writes are argvs built by lib/guest-restore.ts and sent through Ssh.
 import { DrError } from './errors.ts'
 import { exec } from './exec.ts'
-import { guestAddress, guestDisks, kindWord, lastLine, parseGuestConfig, tool, type GuestConfig, type Pve } from './pve.ts'
+import { guestAddress, guestDisks, kindWord, lastLine, parseGuestConfig, tool, type GuestConfig, type Pve, type Read } from './pve.ts'
 import { Ssh } from './ssh.ts'
 import { DEFINE_CLUSTER_READER, MISSING_CLUSTERS_EXIT, missingClustersMessage, parseMissingClusters, withoutClusterLines } from './vma.ts'
 import type { Backup, GuestType } from './backups.ts'
@@ -35,6 +35,11 @@ export const isProtected = (conf: GuestConfig) => /^(1|true|yes|on)$/i.test(conf
  * `qm config`, else `pct config`, then that tool's `status`. A fixed script; $1 = VMID.
  */
 export async function readOccupant(pve: Pve, vmid: number): Promise<Occupant | undefined> {
+  return pve.read(occupantRead(pve, vmid))
+}
+
+/** readOccupant as a Read, to share a round trip with other reads (Pve.together). */
+export function occupantRead(pve: Pve, vmid: number): Read<Occupant | undefined> {
   const script = [
     'for t in qm pct; do',
     '  if out=$("$t" config "$1" 2>&1); then',
@@ -44,15 +49,19 @@ export async function readOccupant(pve: Pve, vmid: number): Promise<Occupant | u
     'done',
     'echo type=none',
   ].join('\n')
-  const r = await pve.ssh.runScript(script, [String(vmid)])
-  const t = /^type=(\w+)$/m.exec(r.stdout)?.[1]
-  if (t === 'none') return undefined
-  if (r.exitCode !== 0 || (t !== 'qm' && t !== 'pct')) throw new DrError('failed', `Cannot read guest ${vmid} on node '${pve.node}': ${lastLine(r.stderr || r.stdout)}`)
-  const cut = r.stdout.indexOf('\n\x1e\n')
-  const config = parseGuestConfig(r.stdout.slice(r.stdout.indexOf('\n') + 1, cut))
-  const status = /^status: (\S+)/m.exec(r.stdout.slice(cut))?.[1]
-  if (!status) throw new DrError('failed', `\`${t} status ${vmid}\` failed on node '${pve.node}': ${lastLine(r.stderr)}`)
-  return { vmid, type: t === 'qm' ? 'qemu' : 'lxc', status, config }
+  return {
+    argv: ['bash', '-c', script, 'hdr', String(vmid)],
+    answer: async (r) => {
+      const t = /^type=(\w+)$/m.exec(r.stdout)?.[1]
+      if (t === 'none') return undefined
+      if (r.exitCode !== 0 || (t !== 'qm' && t !== 'pct')) throw new DrError('failed', `Cannot read guest ${vmid} on node '${pve.node}': ${lastLine(r.stderr || r.stdout)}`)
+      const cut = r.stdout.indexOf('\n\x1e\n')
+      const config = parseGuestConfig(r.stdout.slice(r.stdout.indexOf('\n') + 1, cut))
+      const status = /^status: (\S+)/m.exec(r.stdout.slice(cut))?.[1]
+      if (!status) throw new DrError('failed', `\`${t} status ${vmid}\` failed on node '${pve.node}': ${lastLine(r.stderr)}`)
+      return { vmid, type: t === 'qm' ? 'qemu' : 'lxc', status, config }
+    },
+  }
 }
 
 // ---- the archive ----
@@ -115,18 +124,22 @@ function probeArgv(b: Pick<Backup, 'format' | 'compression'>): string[] {
  * Just before anything is overwritten (issue 12), in one round trip: the chosen backup is still on
  * its storage (a prune or a person may have removed it since the preflight), and the safety backup
  * just written is whole (its configuration readable, the archive read end to end as in probeArchive).
+ * Neither path is asked of `pvesm path` again (issue 14: each pvesm is a Perl start-up on a real node):
+ * the chosen backup's is the one the preflight's `pvesm path` gave (probeArchive), the safety
+ * backup's the one vzdump itself printed (`creating vzdump archive '…'`); without it, `pvesm path`.
  * Throws a sentence naming what is wrong; the caller has changed nothing yet but the new safety file.
  */
-export async function verifyBeforeOverwrite(pve: Pve, chosen: Backup, safety: Pick<Backup, 'volid' | 'file' | 'format' | 'compression'>): Promise<void> {
+export async function verifyBeforeOverwrite(pve: Pve, chosen: Backup, chosenPath: string, safety: Pick<Backup, 'volid' | 'file' | 'format' | 'compression'> & { path?: string }): Promise<void> {
+  if (!chosenPath.startsWith('/')) throw new Error(`verifyBeforeOverwrite: no path for ${chosen.volid}`) // a bug, not the node's answer
   const script = [
-    'c=$(pvesm path "$1" 2>&1) && [ -f "$c" ] || { printf "%s\\n" "$c"; exit 92; }',
-    'p=$(pvesm path "$2") || exit 90',
+    '[ -f "$1" ] || { printf "%s: no such file\\n" "$1"; exit 92; }',
+    'p=$2; [ -n "$p" ] || p=$(pvesm path "$3") || exit 90',
     '[ -s "$p" ] || { echo "the file is empty"; exit 93; }',
-    'pvesm extractconfig "$2" >/dev/null || exit 91',
-    'kind=$3; shift 3',
+    'pvesm extractconfig "$3" >/dev/null || exit 91',
+    'kind=$4; shift 4',
     'if [ "$kind" = vma ]; then set -o pipefail; "$@" "$p" | vma verify -; else "$@" "$p" >/dev/null; fi',
   ].join('\n')
-  const r = await pve.ssh.runScript(script, [chosen.volid, safety.volid, ...probeArgv(safety)], { timeoutMs: 4 * 3600_000 })
+  const r = await pve.ssh.runScript(script, [chosenPath, safety.path ?? '', safety.volid, ...probeArgv(safety)], { timeoutMs: 4 * 3600_000 })
   if (r.exitCode === 0) return
   if (r.exitCode === 92) throw new DrError('failed', `Backup ${chosen.file} is no longer on storage '${chosen.storage}' (removed since it was checked: a prune, or by hand), so nothing was restored.`)
   throw new DrError('failed', `The safety backup ${safety.file} just written is not whole (${lastLine(r.stderr || r.stdout)}), so nothing was restored: it could not put the guest back.`)
@@ -204,7 +217,7 @@ export async function waitForSsh(access: GuestAccess & { address: string }, name
   const end = Date.now() + deadlineMs
   let last = ''
   for (let attempt = 1; ; attempt++) {
-    const ssh = new Ssh({ name, host: access.address, port: access.port, user: access.user })
+    const ssh = new Ssh({ name, host: access.address, port: access.port, user: access.user }, { multiplex: false })
     try {
       return await ssh.connect()
     } catch (e) {

@@ -3,7 +3,7 @@
 // guest-config grammar. Writes are issued by the scripts through the same Ssh, as argvs.
 import { DrError } from './errors.ts'
 import { archiveInfo, localIso, type Backup, type GuestType } from './backups.ts'
-import type { Ssh } from './ssh.ts'
+import type { RemoteResult, Ssh } from './ssh.ts'
 
 export interface Resource {
   vmid: number
@@ -37,6 +37,15 @@ export interface BackupJob {
 
 export type GuestConfig = Record<string, string>
 
+/**
+ * A read of the node as data: its argv, and how its answer is read (validated; a failure is a DrError).
+ * Run alone with Pve.read, or several in one round trip with Pve.together.
+ */
+export interface Read<T> {
+  argv: string[]
+  answer(r: RemoteResult): Promise<T>
+}
+
 export class Pve {
   constructor(
     readonly ssh: Ssh,
@@ -51,15 +60,39 @@ export class Pve {
     return new Pve(ssh, name)
   }
 
+  /** Runs one read. */
+  async read<T>(q: Read<T>): Promise<T> {
+    return q.answer(await this.ssh.run(q.argv, { timeoutMs: 60_000 }))
+  }
+
+  /**
+   * Several independent reads in one round trip (issue 14). Returns one function per read, in order,
+   * that gives its answer: the round trip is made when the first is called, and each answer is read
+   * (and fails with its own sentence) only when its own function is called.
+   */
+  together<T extends unknown[]>(reads: { [K in keyof T]: Read<T[K]> }): { [K in keyof T]: () => Promise<T[K]> } {
+    let results: Promise<RemoteResult[]> | undefined
+    const all = () => (results ??= this.ssh.runBatch(reads.map((q) => q.argv), { timeoutMs: 60_000 }))
+    return reads.map((q, i) => async () => q.answer((await all())[i]!)) as { [K in keyof T]: () => Promise<T[K]> }
+  }
+
   /** `pvesh get PATH [params] --output-format json`, parsed. */
   async get(path: string, params: string[] = []): Promise<unknown> {
+    return this.read(this.getRead(path, params))
+  }
+
+  private getRead(path: string, params: string[] = []): Read<unknown> {
     const argv = ['pvesh', 'get', path, ...params, '--output-format', 'json']
-    const r = await this.ssh.run(argv, { timeoutMs: 60_000 })
-    if (r.exitCode !== 0) throw new DrError('failed', `\`${argv.join(' ')}\` failed on node '${this.node}': ${lastLine(r.stderr || r.stdout)}`)
-    try {
-      return JSON.parse(r.stdout) as unknown
-    } catch {
-      throw new DrError('failed', `\`${argv.join(' ')}\` on node '${this.node}' did not answer JSON: ${r.stdout.slice(0, 200)}`)
+    return {
+      argv,
+      answer: async (r) => {
+        if (r.exitCode !== 0) throw new DrError('failed', `\`${argv.join(' ')}\` failed on node '${this.node}': ${lastLine(r.stderr || r.stdout)}`)
+        try {
+          return JSON.parse(r.stdout) as unknown
+        } catch {
+          throw new DrError('failed', `\`${argv.join(' ')}\` on node '${this.node}' did not answer JSON: ${r.stdout.slice(0, 200)}`)
+        }
+      },
     }
   }
 
@@ -81,8 +114,17 @@ export class Pve {
   }
 
   async storages(content?: string): Promise<Storage[]> {
+    return this.read(this.storagesRead(content))
+  }
+
+  storagesRead(content?: string): Read<Storage[]> {
     const path = `/nodes/${this.node}/storage`
-    const list = arrayOf(await this.get(path, content ? ['--content', content] : []), path)
+    const q = this.getRead(path, content ? ['--content', content] : [])
+    return { argv: q.argv, answer: async (r) => this.parseStorages(await q.answer(r), path) }
+  }
+
+  private parseStorages(answer: unknown, path: string): Storage[] {
+    const list = arrayOf(answer, path)
     return list.map((o) => ({
       storage: str(o, 'storage', path),
       type: optStr(o, 'type') ?? 'unknown',
@@ -103,8 +145,17 @@ export class Pve {
    * file's) in the NODE's timezone, never the operator's.
    */
   async backups(storage: string, vmid?: number): Promise<Backup[]> {
+    return this.read(this.backupsRead(storage, vmid))
+  }
+
+  backupsRead(storage: string, vmid?: number): Read<Backup[]> {
     const path = `/nodes/${this.node}/storage/${storage}/content`
-    const list = arrayOf(await this.get(path, ['--content', 'backup', ...(vmid ? ['--vmid', String(vmid)] : [])]), path)
+    const q = this.getRead(path, ['--content', 'backup', ...(vmid ? ['--vmid', String(vmid)] : [])])
+    return { argv: q.argv, answer: async (r) => this.parseBackups(await q.answer(r), path, storage) }
+  }
+
+  private async parseBackups(answer: unknown, path: string, storage: string): Promise<Backup[]> {
+    const list = arrayOf(answer, path)
     const out: Backup[] = []
     for (const o of list) {
       const volid = str(o, 'volid', path)

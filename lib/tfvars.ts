@@ -4,6 +4,7 @@
 // files as data: variable defaults, locals, provider blocks, the backend block, local module calls.
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { basename, join, relative, resolve } from 'node:path'
+import { setFlagsFromString } from 'node:v8'
 import { DrError } from './errors.ts'
 
 export type Vars = Record<string, unknown>
@@ -21,6 +22,13 @@ export interface Backend {
 }
 
 async function hclParse(file: string, text: string): Promise<Record<string, unknown>> {
+  // The parser is Go compiled to a large wasm module. Left to itself, V8 compiles its hot functions a
+  // second time, optimised, on background threads: ~0.6 s of CPU (and ~0.5 s more inside the parse)
+  // for a handful of files, taken from the SSH connection and the node commands that follow on a
+  // small machine. Baseline (Liftoff) code only: the same parse for less than half the CPU, and
+  // nothing left running after it (issue 14; measured in docs/benchmarks.md). Set before the module
+  // is compiled; this process runs no other wasm.
+  setFlagsFromString('--liftoff-only')
   const { parse } = await import('@cdktf/hcl2json') // wasm: loaded only when a file is read
   try {
     return (await parse(file, text)) as Record<string, unknown>

@@ -85,4 +85,30 @@ test('one multiplexed SSH connection carries every command of a run', async () =
   assert.is(accepted() - before, 1)
 })
 
+test('runBatch: several argvs in one round trip, each with its own stdout, stderr and exit code, each argument literal', async () => {
+  rmSync('/tmp/hdr-inject', { force: true })
+  const ssh = pve()
+  try {
+    await ssh.connect()
+    const evil = '101; touch /tmp/hdr-inject'
+    const [a, b, c, d] = await ssh.runBatch([
+      ['printf', '%s\\n', 'two words', "it's"],
+      ['qm', 'status', evil],
+      ['sh', '-c', 'printf out; echo err >&2; exit 3'],
+      ['qm', 'status', '101'],
+    ])
+    assert.equal([a!.exitCode, a!.stdout, a!.stderr], [0, "two words\nit's\n", ''])
+    assert.is.not(b!.exitCode, 0)
+    assert.is(b!.stdout, '')
+    assert.match(b!.stderr, "vmid: type check ('integer') failed - got '101; touch /tmp/hdr-inject'")
+    assert.equal([c!.exitCode, c!.stdout, c!.stderr], [3, 'out', 'err\n'])
+    assert.match(d!.stdout, /^status: (running|stopped)\n$/)
+    assert.is(d!.exitCode, 0)
+    assert.is(ssh.commands, 2)
+    assert.ok(!existsSync('/tmp/hdr-inject'), 'the remote shell ran the injected command')
+  } finally {
+    await ssh.close()
+  }
+})
+
 test.run()

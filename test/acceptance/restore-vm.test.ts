@@ -358,6 +358,32 @@ test('EF-004 runs from the operator machine: one SSH connection to the node, at 
   assert.ok(doc.facts.sshCommands <= 12, `ssh commands: ${doc.facts.sshCommands}`)
 })
 
+test('issue 14 a restore over the running VM 101: each node command it needs, once; each backup\'s path asked of pvesm once', async () => {
+  await reset()
+  const r = await restore(['101', '--yes', '--json'])
+  assert.is(r.code, 0, r.output)
+  const safety = (JSON.parse(r.stdout) as { facts: { safetyBackup: string } }).facts.safetyBackup
+  // the guest agent is asked again while it starts: a retry, not another check
+  const ran = calls().filter((c, i, all) => !(c === 'qm guest cmd 101 ping' && all[i - 1] === c)).map((c) => c.split(' --notes-template')[0])
+  assert.equal(ran, [
+    'pvesh get /nodes/pve/storage --output-format json',
+    'pvesh get /nodes/pve/storage/local/content --content backup --vmid 101 --output-format json',
+    'qm config 101',
+    'qm status 101',
+    `pvesm path local:backup/${LATEST}`,
+    `pvesm extractconfig local:backup/${LATEST}`,
+    'vma verify -',
+    'vzdump 101 --storage local --mode snapshot --compress zstd',
+    `pvesm extractconfig ${safety}`,
+    'vma verify -',
+    'qm stop 101',
+    `qmrestore local:backup/${LATEST} 101 --force 1`,
+    'qm start 101',
+    'qm status 101',
+    'qm guest cmd 101 ping',
+  ])
+})
+
 test('EF-005 reads the homelab\'s terraform.tfvars: node address, backup storage', async () => {
   await reset()
   const tf = homelab((t) => t.replace('backup_storage = "local"', 'backup_storage = "nas"'))
