@@ -4,7 +4,7 @@
 // instead of failing somewhere inside the SDK. (Proxmox VE 8's Debian ships Node 18: install Node 20+
 // from NodeSource or run the tasks from the operator's machine.) Measured gotchas handled here:
 // bundled CommonJS packages need `require` in ESM (createRequire banner; esbuild keeps the source shebang first), and the HCL parser's
-// wasm (read from disk next to the package) is inlined as base64.
+// wasm (read from disk next to the package) travels in the bundle as a base64 comment at its end.
 import { build, type Plugin } from 'esbuild'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -15,15 +15,23 @@ import tasks from '../tasks.json' with { type: 'json' }
 const require = createRequire(import.meta.url)
 const hclDir = dirname(dirname(require.resolve('@cdktf/hcl2json')))
 
+/**
+ * The HCL parser's wasm (1.7 MB gzipped, 2.3 MB as base64) is the bulk of every bundle. As a string
+ * in the code, V8 scans it on every start, `--help` included; as a comment at the very end of the file
+ * it is skipped almost for free, and read from the bundle's own file the first time a .tf file is
+ * parsed (`__hdrPayload`, in the banner). Measured in docs/benchmarks.md (start-up).
+ */
+const WASM = 'hcl-wasm'
+const payloadComment = () => `\n/*@hdr-payload:${WASM}:${readFileSync(join(hclDir, 'main.wasm.gz')).toString('base64')}*/\n`
+
 const inlineHclWasm: Plugin = {
   name: 'inline-hcl2json-wasm',
   setup(b) {
     b.onLoad({ filter: /@cdktf[\\/]hcl2json[\\/]lib[\\/]bridge\.js$/ }, (args) => {
-      const wasm = readFileSync(join(hclDir, 'main.wasm.gz')).toString('base64')
       const src = readFileSync(args.path, 'utf8')
       const patched = src.replace(
         /fs\.readFile\(\(0, path_1\.join\)\(__dirname, "\.\.", "main\.wasm\.gz"\)\)/,
-        `Promise.resolve(Buffer.from(${JSON.stringify(wasm)}, "base64"))`,
+        `Promise.resolve(globalThis.__hdrPayload('${WASM}'))`,
       )
       if (patched === src) throw new Error('hcl2json changed: the wasm loader was not found to inline')
       return { contents: patched, loader: 'js', resolveDir: dirname(args.path) }
@@ -78,6 +86,8 @@ const banner = [
   "import { createRequire as __hdrCreateRequire } from 'node:module';",
   'const require = __hdrCreateRequire(import.meta.url);',
   `if (Number(process.versions.node.split('.')[0]) < ${NODE_MAJOR}) { process.stderr.write('✗ homelab-dr needs Node.js ${NODE_MAJOR} or later; this is Node.js ' + process.versions.node + '. Nothing was changed.\\n  Install Node.js ${NODE_MAJOR}+ (https://nodejs.org, or NodeSource packages on Proxmox/Debian).\\n'); process.exit(4); }`,
+  // the payload appended after the code (see payloadComment): found from the end, decoded once
+  "globalThis.__hdrPayload = (name) => { const text = require('node:fs').readFileSync(new URL(import.meta.url), 'latin1'); const tag = '/*@hdr-payload:' + name + ':'; const at = text.lastIndexOf(tag); if (at < 0) throw new Error('this bundle lacks its ' + name + ' payload: rebuild it with npm run bundle'); return Buffer.from(text.slice(at + tag.length, text.indexOf('*/', at)), 'base64'); };",
 ].join('\n')
 
 for (const t of tasks.tasks) {
@@ -102,7 +112,9 @@ for (const t of tasks.tasks) {
   })
   // esbuild escapes strings but keeps some comments as written: escape what is left (in a comment
   // the escape is only text; in a string or template it is the same character).
-  const text = readFileSync(out, 'utf8')
-  if (/[^\x00-\x7f]/.test(text)) writeFileSync(out, text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`))
+  let text = readFileSync(out, 'utf8')
+  if (/[^\x00-\x7f]/.test(text)) text = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  if (new RegExp(`__hdrPayload\\(\\\\?["']${WASM}`).test(text)) text += payloadComment() // quoted as esbuild prints it
+  writeFileSync(out, text)
   process.stdout.write(`${out}\n`)
 }
