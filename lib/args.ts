@@ -52,7 +52,7 @@ export function parseCommand<O extends Record<string, OptionSpec>>(spec: Command
   const options = Object.fromEntries(Object.entries(all).map(([name, o]) => [name, { type: o.type }]))
   let parsed
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true })
+    parsed = parseArgs({ args: joinDashValues(argv, all), options, strict: true, allowPositionals: true })
   } catch (e) {
     throw usageError(explainParseError(e, Object.keys(all)), `Run with --help to see the options.`)
   }
@@ -74,6 +74,28 @@ export function parseCommand<O extends Record<string, OptionSpec>>(spec: Command
   return { positionals: parsed.positionals, values: values as Values<O> }
 }
 
+/**
+ * `--version -Ppm5…` → `--version=-Ppm5…`. parseArgs calls a value that begins with a dash ambiguous,
+ * but S3 version IDs (Ceph RGW's among them) may begin with one, and the operator pastes them as
+ * listed. A following word that is one of our own options stays an option: `--version --yes` still
+ * says the value is missing.
+ */
+function joinDashValues(argv: string[], all: Record<string, OptionSpec>): string[] {
+  const isOption = (word: string) => /^--[\w-]+/.test(word) && word.replace(/^--/, '').split('=')[0]! in all
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!
+    if (word === '--') return [...out, ...argv.slice(i)]
+    const next = argv[i + 1]
+    const takesValue = word.startsWith('--') && !word.includes('=') && all[word.slice(2)]?.type === 'string'
+    if (takesValue && next !== undefined && next.startsWith('-') && next !== '--' && !isOption(next)) {
+      out.push(`${word}=${next}`)
+      i++
+    } else out.push(word)
+  }
+  return out
+}
+
 function explainParseError(e: unknown, known: string[]): string {
   const msg = e instanceof Error ? e.message : String(e)
   const unknown = /Unknown option '(-{1,2}[^']+)'/.exec(msg)?.[1]
@@ -81,7 +103,9 @@ function explainParseError(e: unknown, known: string[]): string {
     const near = closest(unknown.replace(/^-+/, ''), known)
     return `Unknown option ${unknown}.` + (near ? ` Did you mean --${near}?` : '')
   }
-  const needsValue = /Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/.exec(msg)?.[1]
+  const needsValue =
+    /Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/.exec(msg)?.[1] ??
+    /Option '(--[\w-]+)' argument is ambiguous/.exec(msg)?.[1] // followed by another of our options
   if (needsValue) return `Option ${needsValue} needs a value.`
   const noValue = /Option '(--[\w-]+)' does not take an argument/.exec(msg)?.[1]
   if (noValue) return `Option ${noValue} takes no value.`

@@ -43,6 +43,17 @@ test('string options take their value; booleans declared literally (--no-start)'
   assert.is(p.values['no-start'], true)
 })
 
+test('a value that begins with a dash, as S3 version IDs may (Ceph RGW), is taken as the value', () => {
+  const p = parseCommand(spec, ['101', '--date', '-Ppm5VgDVOQ9hZJkZnPUWc0Nt4hL-12', '--no-start'])
+  assert.is(p.values.date, '-Ppm5VgDVOQ9hZJkZnPUWc0Nt4hL-12')
+  assert.is(p.values['no-start'], true)
+  assert.is(parseCommand(spec, ['101', '--date', '--x']).values.date, '--x')
+  // One of our own options after it is still an option: the value is missing.
+  assert.is(usageMessage(['101', '--date', '--no-start']), 'Option --date needs a value.')
+  assert.is(usageMessage(['101', '--date', '--json=1']), 'Option --date needs a value.')
+  assert.equal(parseCommand(spec, ['--', '101']).positionals, ['101'])
+})
+
 test('a missing required argument and an extra one are usage errors', () => {
   assert.is(usageMessage([]), 'Missing <vmid>: the guest to restore.')
   assert.is(usageMessage(['101', '102']), 'Unexpected argument: 102.')
