@@ -86,7 +86,8 @@ export interface Config {
   used: Map<string, string>
   /** minio_root_user / minio_root_password, when set (with or without minio_ip): S3 credentials of last resort. */
   s3Credentials: { accessKey: string; secretKey: string; from: string } | undefined
-  /** With { lenient: true }: what could not be read (the strict load throws the first instead). */
+  /** With { lenient: true }: what could not be read (the strict load throws the first instead). MinIO's
+   *  and monitoring's are kept even by a strict load: requireMinio/requireMonitoring throw them. */
   problems: Array<{ setting: 'nodes' | 'storage' | 'minio' | 'monitoring' | 'credentials'; error: DrError }>
 }
 
@@ -127,6 +128,18 @@ export async function loadConfig(tfDirFlag: string | undefined, opts: LoadOption
       return fallback
     }
   }
+  // MinIO and monitoring are only some tasks' business: even a strict load keeps their error for
+  // requireMinio/requireMonitoring, so restore:vm and verify:backups still run in a repo whose MinIO
+  // credentials live in a -var-file (secrets.tfvars) homelab-dr is not given.
+  const section = <T>(setting: 'minio' | 'monitoring', fn: () => T): T | undefined => {
+    try {
+      return fn()
+    } catch (e) {
+      if (!(e instanceof DrError)) throw e
+      problems.push({ setting, error: e })
+      return undefined
+    }
+  }
   const { nodes, from } = read('nodes', () => readNodes(r, [top, ...roots]), { nodes: [] as NodeTarget[], from: '' })
   const environments = roots.length ? await readEnvironments(tfDir, roots) : []
   const cfg: Config = {
@@ -136,8 +149,8 @@ export async function loadConfig(tfDirFlag: string | undefined, opts: LoadOption
     nodesFrom: from,
     backupStorage: read('storage', () => r.str('backup_storage', 'local'), 'local'),
     guestStorage: read('storage', () => r.optStr('guest_storage'), undefined),
-    minio: read('minio', () => (r.has('minio_ip') ? readMinio(r, environments) : undefined), undefined),
-    monitoring: read('monitoring', () => (r.has('monitoring_vmid') ? readMonitoring(r) : undefined), undefined),
+    minio: section('minio', () => (r.has('minio_ip') ? readMinio(r, environments) : undefined)),
+    monitoring: section('monitoring', () => (r.has('monitoring_vmid') ? readMonitoring(r) : undefined)),
     environments,
     vars: new Map([...vars].map(([k, v]) => [k, { value: v.value, file: v.file, ...(v.line ? { line: v.line } : {}) }])),
     tfFiles: [...new Set([top, ...roots].flatMap((f) => f.files))],
@@ -153,7 +166,12 @@ export async function loadConfig(tfDirFlag: string | undefined, opts: LoadOption
   return cfg
 }
 
+/** Why a setting could not be read, when it could not. */
+export const problemOf = (cfg: Config, setting: Config['problems'][number]['setting']) => cfg.problems.find((p) => p.setting === setting)?.error
+
 export function requireMinio(cfg: Config): MinioConfig {
+  const problem = problemOf(cfg, 'minio')
+  if (problem) throw problem
   if (!cfg.minio) throw new DrError('prerequisites', `No MinIO settings: minio_ip is not set in ${cfg.files.join(', ') || 'any variable file'}.`, 'Add to .env: HDR_MINIO_IP=<address of MinIO>  (see docs/configuration.md).')
   return cfg.minio
 }
@@ -166,6 +184,8 @@ export function requireMinioCtid(cfg: Config): number {
 }
 
 export function requireMonitoring(cfg: Config): MonitoringConfig {
+  const problem = problemOf(cfg, 'monitoring')
+  if (problem) throw problem
   if (!cfg.monitoring) throw new DrError('prerequisites', `No monitoring settings: monitoring_vmid is not set in ${cfg.files.join(', ') || 'any variable file'}.`, 'Add to .env: HDR_MONITORING_VMID=<VM id> and HDR_MONITORING_IP=<address>  (see docs/configuration.md).')
   return cfg.monitoring
 }

@@ -12,7 +12,7 @@ import { guestAccess, label, readOccupant, waitForPing, waitForSsh } from './gue
 import { openS3, getText, s3Error, classify } from './s3.ts'
 import * as tf from './terraform.ts'
 import { expectedGuests, guestItem, stateChecks, worst } from './verify.ts'
-import type { Config, Environment } from './config.ts'
+import { problemOf, type Config, type Environment } from './config.ts'
 import type { Backup } from './backups.ts'
 
 export type Area = 'node' | 'guests' | 'minio' | 'state' | 'monitoring' | 'backups'
@@ -108,7 +108,7 @@ export async function checkGuest(pve: Pve, cfg: Config, vmid: number, waitMs = 3
  */
 export async function checkMinio(cfg: Config, opts: { pve?: Pve; states?: boolean } = {}): Promise<Line[]> {
   const minio = cfg.minio
-  if (!minio) return [{ area: 'minio', name: 'MinIO', ok: false, detail: 'no MinIO settings (minio_ip) in terraform.tfvars' }]
+  if (!minio) return [{ area: 'minio', name: 'MinIO', ok: false, detail: problemOf(cfg, 'minio')?.message ?? 'no MinIO settings (minio_ip) in terraform.tfvars' }]
   const s3 = await openS3({ endpoint: minioEndpoint(minio), accessKey: minio.accessKey, secretKey: minio.secretKey })
   try {
     const d = await diagnoseMinio(cfg, minio, { s3, ...(opts.pve ? { pve: opts.pve } : {}) })
@@ -128,7 +128,7 @@ export async function checkMinio(cfg: Config, opts: { pve?: Pve; states?: boolea
  *  and `terraform init` reconnects to the backend. */
 export async function checkStates(cfg: Config, only?: string[]): Promise<Line[]> {
   const envs = cfg.environments.filter((e) => e.bucket && e.key && (!only || only.includes(e.name)))
-  if (!cfg.minio) return [{ area: 'state', name: 'state', ok: false, detail: 'no MinIO settings (minio_ip) in terraform.tfvars' }]
+  if (!cfg.minio) return [{ area: 'state', name: 'state', ok: false, detail: problemOf(cfg, 'minio')?.message ?? 'no MinIO settings (minio_ip) in terraform.tfvars' }]
   const minio = cfg.minio
   return Promise.all(envs.map(async (env) => {
     const name = `state ${env.name}`
@@ -169,7 +169,7 @@ async function initWorks(env: Environment, cfg: Config): Promise<string | undefi
  * datasources and dashboards. One look, no synthetic alert (dr:check writes nothing).
  */
 export async function checkMonitoring(cfg: Config): Promise<Line[]> {
-  if (!cfg.monitoring) return [{ area: 'monitoring', name: 'monitoring', ok: false, detail: 'no monitoring settings (monitoring_vmid) in terraform.tfvars' }]
+  if (!cfg.monitoring) return [{ area: 'monitoring', name: 'monitoring', ok: false, detail: problemOf(cfg, 'monitoring')?.message ?? 'no monitoring settings (monitoring_vmid) in terraform.tfvars' }]
   const results = await monitoringChecks(cfg, { synthetic: false })
   return results.map((r) => ({ area: 'monitoring' as const, name: r.title, ok: r.ok, detail: r.detail }))
 }

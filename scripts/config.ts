@@ -10,7 +10,7 @@
 // Reads files only: no SSH, no S3, nothing written. Manual: docs/configuration.md.
 import { relative } from 'node:path'
 import type { CommandSpec } from '../lib/args.ts'
-import { findTfDir, loadConfig, stateStore, type Config, type Environment } from '../lib/config.ts'
+import { findTfDir, loadConfig, problemOf, stateStore, type Config, type Environment } from '../lib/config.ts'
 import { DrError } from '../lib/errors.ts'
 import { isJsonMode, mark, printJson, say } from '../lib/output.ts'
 import { defineTask } from '../lib/task.ts'
@@ -63,7 +63,7 @@ export const task = defineTask(spec, async ({ values }) => {
 
 function findGaps(cfg: Config): Gap[] {
   const gaps: Gap[] = []
-  const problem = (setting: Config['problems'][number]['setting']) => cfg.problems.find((p) => p.setting === setting)?.error
+  const problem = (setting: Config['problems'][number]['setting']) => problemOf(cfg, setting)
   const add = (tasks: string[], e: DrError) => {
     const line = /Add to \.env: (.+?)(?:  \(|$)/.exec(e.hint ?? '')?.[1]
     for (const t of tasks) gaps.push({ task: t, what: e.message, ...(line ? { line } : {}) })

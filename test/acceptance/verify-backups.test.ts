@@ -212,6 +212,25 @@ test('US5.1 --dry-run checks metadata only: an empty file is caught, a truncated
   assert.is(r.code, 1)
 })
 
+test('EF-005 a repo whose MinIO credentials are in a -var-file (secrets.tfvars): verify:backups runs; rebuild:minio says what to add', async () => {
+  // test/fixtures/no-tfvars as an operator has it, pointed at the lab node through .env
+  const dir = mkdtempSync(join(tmpdir(), 'hdr-verify-novars-'))
+  cpSync(join(FIXTURE, '..', 'no-tfvars'), dir, { recursive: true })
+  writeFileSync(join(dir, '.env'), `HDR_PROXMOX_NODES=pve=${node.NODE_USER}@127.0.0.2:2222\nHDR_BACKUP_STORAGE=local\n`)
+  try {
+    freshDump()
+    const env = { HOMELAB_TF_DIR: dir, HDR_NOW: NOW, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' }
+    const r = await runTask('verify:backups', ['--vmid', '101', '--dry-run'], { env, timeoutMs: 120_000 })
+    assert.ok(lines(r.stdout).includes('✓ VM 101 (web01): newest good backup 9 h old'), `exit ${r.code}\n${r.stdout}${r.stderr}`)
+    assert.is(r.code, 0, r.stderr)
+    const m = await runTask('rebuild:minio', ['--dry-run'], { env, timeoutMs: 120_000 })
+    assert.is(m.code, 4, m.stderr)
+    assert.ok(m.stderr.includes("✗ Missing minio_root_user: variable 'minio_root_user' is not set (searched homelab.auto.tfvars, variables.tf)."), m.stderr)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
 test('usage: --no-files alone has nothing to check (exit 2, before any I/O)', async () => {
   const r = await verify(['--no-files'])
   assert.is(r.code, 2)
