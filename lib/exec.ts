@@ -4,7 +4,7 @@
 // child itself starts (ssh's ProxyCommand) does not read them either. A timeout sends SIGTERM, then
 // SIGKILL after a grace period: a program that ignores SIGTERM cannot hold the run.
 
-import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
 import { constants } from 'node:os'
 
 export interface ExecOptions {
@@ -26,6 +26,9 @@ export interface ExecResult {
   ms: number
 }
 
+/** node:child_process, required on first use: loading it costs every start, --help included (issue 14). */
+export const childProcess = () => createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process')
+
 const running = new Set<import('node:child_process').ChildProcess>()
 
 /** SIGTERM to every program still running (the interrupt handler: terraform then stops cleanly). */
@@ -42,7 +45,7 @@ export function exec(cmd: string, args: readonly string[], opts: ExecOptions = {
   const env = { ...(opts.env ?? process.env) }
   for (const k of SHELL_STARTUP) delete env[k]
   return new Promise((resolve) => {
-    const child = spawn(cmd, [...args], { cwd: opts.cwd, env, stdio: ['pipe', 'pipe', 'pipe'], shell: false })
+    const child = childProcess().spawn(cmd, [...args], { cwd: opts.cwd, env, stdio: ['pipe', 'pipe', 'pipe'], shell: false })
     running.add(child)
     let stdout = ''
     let stderr = ''

@@ -4,7 +4,6 @@
 // (a random temporary file in the same folder, created exclusively, then rename), so the collector
 // never reads half a file and nothing planted in the folder can redirect the write.
 import { closeSync, constants, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
-import { randomBytes } from 'node:crypto'
 import { DrError } from './errors.ts'
 import { basename, dirname, join } from 'node:path'
 import type { FileItem, GuestItem, Item, StateItem } from './verify.ts'
@@ -81,7 +80,7 @@ export function renderCheckMetrics(lines: Array<{ area: string; name: string; ok
  * Mode 0644: the node-exporter reads it. A failure is a DrError naming the file.
  */
 export function writeAtomic(file: string, text: string): void {
-  const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(8).toString('hex')}.tmp`)
+  const tmp = join(dirname(file), `.${basename(file)}.${Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString('hex')}.tmp`)
   let fd: number | undefined
   try {
     mkdirSync(dirname(file), { recursive: true })

@@ -3,12 +3,11 @@
 // vs ~10 ms multiplexed). This is the only module that builds remote command lines.
 // Every Ssh is registered until closed: closeAllSync() (the interrupt handler, and process exit) ends
 // the multiplexed masters and removes their hdr-ssh-* folders, whatever path the run took.
-import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DrError } from './errors.ts'
-import { exec, type ExecResult } from './exec.ts'
+import { childProcess, exec, type ExecResult } from './exec.ts'
 import { envSeconds } from './env.ts'
 
 export interface NodeTarget {
@@ -180,7 +179,7 @@ export class Ssh {
       const env = { ...process.env }
       delete env.BASH_ENV
       delete env.ENV
-      spawnSync('ssh', [...this.baseArgs(), '-O', 'exit', '--', this.target.host], { stdio: 'ignore', timeout: 3000, env })
+      childProcess().spawnSync('ssh', [...this.baseArgs(), '-O', 'exit', '--', this.target.host], { stdio: 'ignore', timeout: 3000, env })
     }
     this.release()
   }

@@ -4,7 +4,7 @@
 // imports.tf skeleton for when the state is lost (EC-5). Everything but the mirror and the
 // configuration reader is a pure function of its input.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
-import { createHash } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { homedir } from 'node:os'
 import { join, posix } from 'node:path'
 import { writePrivate } from './files.ts'
@@ -137,7 +137,9 @@ export function stateKey(key: string, workspace: string | undefined, prefix = 'e
 
 export const lockKey = (stateObjectKey: string) => `${stateObjectKey}.tflock`
 
-export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
+// node:crypto is required on first use: every task would pay its load at start-up, --help included
+const crypto = () => createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')
+export const sha256 = (text: string) => crypto().createHash('sha256').update(text).digest('hex')
 
 // ---- the local mirror -------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@
 // files as data: variable defaults, locals, provider blocks, the backend block, local module calls.
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { basename, join, relative, resolve } from 'node:path'
-import { setFlagsFromString } from 'node:v8'
 import { DrError } from './errors.ts'
 
 export type Vars = Record<string, unknown>
@@ -28,7 +27,7 @@ async function hclParse(file: string, text: string): Promise<Record<string, unkn
   // small machine. Baseline (Liftoff) code only: the same parse for less than half the CPU, and
   // nothing left running after it (issue 14; measured in docs/benchmarks.md). Set before the module
   // is compiled; this process runs no other wasm.
-  setFlagsFromString('--liftoff-only')
+  ;(await import('node:v8')).setFlagsFromString('--liftoff-only') // node:v8 costs start-up: loaded here
   const { parse } = await import('@cdktf/hcl2json') // wasm: loaded only when a file is read
   try {
     return (await parse(file, text)) as Record<string, unknown>

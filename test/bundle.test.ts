@@ -73,6 +73,22 @@ test('the bundled HCL parser (inlined wasm) reads tfvars and reports file:line:c
   assert.match(r.stderr, /^✗ Cannot parse terraform\.tfvars:2:\d+: Missing attribute separator/)
 })
 
+test('a bundle cut short or altered in the copy says so in one line (exit 4), not a stack trace', () => {
+  const repo = join(empty, 'homelab-cut')
+  mkdirSync(repo, { recursive: true })
+  writeFileSync(join(repo, 'terraform.tfvars'), 'proxmox_nodes = { pve = { host = "127.0.0.2" } }\n')
+  const text = readFileSync(join(empty, 'config.mjs'), 'latin1')
+  const at = text.lastIndexOf('\n/*@hdr-payload:hcl-wasm:')
+  const end = text.indexOf('*/', at) + 3
+  writeFileSync(join(empty, 'config-cut.mjs'), text.slice(0, at) + text.slice(end), 'latin1')
+  writeFileSync(join(empty, 'config-altered.mjs'), text.slice(0, end - 2000) + 'AAAA' + text.slice(end - 1996), 'latin1')
+  for (const [file, how] of [['config-cut.mjs', 'missing'], ['config-altered.mjs', 'damaged']] as const) {
+    const r = run(file, ['--tf-dir', repo])
+    assert.is(r.status, 4, r.stderr)
+    assert.is(r.stderr, `✗ This file is incomplete: its hcl-wasm part is ${how} (cut short or altered when it was copied?).\n  Copy it again, or rebuild it with npm run bundle.\n`)
+  }
+})
+
 test('a bundle runs a real --dry-run against the lab node: the plan, and nothing changed', async () => {
   await lock(LAB_DIR)
   await labUp(['node'])

@@ -4,11 +4,13 @@
 // instead of failing somewhere inside the SDK. (Proxmox VE 8's Debian ships Node 18: install Node 20+
 // from NodeSource or run the tasks from the operator's machine.) Measured gotchas handled here:
 // bundled CommonJS packages need `require` in ESM (createRequire banner; esbuild keeps the source shebang first), and the HCL parser's
-// wasm (read from disk next to the package) travels in the bundle as a base64 comment at its end.
+// wasm (read from disk next to the package) and the lazily loaded packages travel in the bundle as
+// brotli + base64 comments at its end (payload()).
 import { build, type Plugin } from 'esbuild'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { brotliCompressSync } from 'node:zlib'
+import { brotliCompressSync, constants as zlib, gunzipSync } from 'node:zlib'
 import { dirname, join } from 'node:path'
 import tasks from '../tasks.json' with { type: 'json' }
 
@@ -16,22 +18,42 @@ const require = createRequire(import.meta.url)
 const hclDir = dirname(dirname(require.resolve('@cdktf/hcl2json')))
 
 /**
- * The HCL parser's wasm (1.7 MB gzipped, 2.3 MB as base64) is the bulk of every bundle. As a string
- * in the code, V8 scans it on every start, `--help` included; as a comment at the very end of the file
- * it is skipped almost for free, and read from the bundle's own file the first time a .tf file is
- * parsed (`__hdrPayload`, in the banner). Measured in docs/benchmarks.md (start-up).
+ * Payloads: what only some runs need travels as brotli + base64 in comments at the very end of the
+ * file (`/*@hdr-payload:NAME:...*\/`), read from the bundle's own file on first use (`__hdrPayload`,
+ * in the banner). In a string, V8 would scan it on every start, `--help` included; in a comment it is
+ * only decoded with the file, so each byte saved is start-up saved (docs/benchmarks.md, start-up):
+ *   hcl-wasm  the HCL parser's wasm: 6.5 MB raw, 1.7 MB as shipped (gzip), 1.25 MB brotli
+ *   <package> the heavy packages a task loads with `await import()` only when it needs them (LAZY)
  */
-const WASM = 'hcl-wasm'
-const payloadComment = () => `\n/*@hdr-payload:${WASM}:${readFileSync(join(hclDir, 'main.wasm.gz')).toString('base64')}*/\n`
+const payloads = new Map<string, string>()
+const CACHE = join('node_modules', '.cache', 'homelab-dr')
+function payload(name: string, bytes: Buffer): string {
+  if (payloads.has(name)) return name
+  // brotli at its best is ~12 s for the wasm: kept by content hash across runs of npm run bundle
+  const file = join(CACHE, `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.br`)
+  if (!existsSync(file)) {
+    mkdirSync(CACHE, { recursive: true })
+    const params = { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_LGWIN]: 24, [zlib.BROTLI_PARAM_SIZE_HINT]: bytes.length }
+    writeFileSync(file, brotliCompressSync(bytes, { params }))
+  }
+  payloads.set(name, readFileSync(file).toString('base64'))
+  return name
+}
+const payloadCall = (name: string) => `globalThis.__hdrPayload(${JSON.stringify(name)})`
+/** Does this code ask for that payload? (quoted as esbuild prints it) */
+const calls = (code: string, name: string) => code.includes(`__hdrPayload(${JSON.stringify(name)})`)
+/** The payloads a payload's own code asks for (the HCL parser's JavaScript asks for its wasm). */
+const uses = new Map<string, string[]>()
 
 const inlineHclWasm: Plugin = {
   name: 'inline-hcl2json-wasm',
   setup(b) {
     b.onLoad({ filter: /@cdktf[\\/]hcl2json[\\/]lib[\\/]bridge\.js$/ }, (args) => {
       const src = readFileSync(args.path, 'utf8')
+      const wasm = gunzipSync(readFileSync(join(hclDir, 'main.wasm.gz')))
       const patched = src.replace(
-        /fs\.readFile\(\(0, path_1\.join\)\(__dirname, "\.\.", "main\.wasm\.gz"\)\)/,
-        `Promise.resolve(globalThis.__hdrPayload('${WASM}'))`,
+        /\(0, zlib_1\.gunzipSync\)\(await fs\.readFile\(\(0, path_1\.join\)\(__dirname, "\.\.", "main\.wasm\.gz"\)\)\)/,
+        payloadCall(payload('hcl-wasm', wasm)),
       )
       if (patched === src) throw new Error('hcl2json changed: the wasm loader was not found to inline')
       return { contents: patched, loader: 'js', resolveDir: dirname(args.path) }
@@ -41,17 +63,10 @@ const inlineHclWasm: Plugin = {
 
 /**
  * Heavy packages that a task loads with `await import()` only when it needs them (the AWS SDK, the
- * HCL parser) are bundled on their own and embedded as data, compiled on first use (new
- * Function), once: V8 then reads a string instead of pre-parsing ~4.8 MB of JavaScript on every
- * start, so `--help` and the runs that never touch S3 do not pay for it. Plain JavaScript is
- * brotli-compressed too (the SDK: 1.6 MB → about 0.2 MB to read at start); the HCL parser is mostly
- * its gzipped wasm already, which brotli cannot shrink, so it stays a plain string.
- * Measured in docs/benchmarks.md (start-up).
+ * HCL parser's JavaScript) are bundled on their own as a payload and compiled on first use (new
+ * Function), once: `--help` and the runs that never touch S3 do not pay for them.
  */
-const LAZY: Record<string, { compress: boolean }> = {
-  '@aws-sdk/client-s3': { compress: true },
-  '@cdktf/hcl2json': { compress: false },
-}
+const LAZY = ['@aws-sdk/client-s3', '@cdktf/hcl2json']
 const lazySources = new Map<string, string>()
 async function lazyModule(pkg: string): Promise<string> {
   const cached = lazySources.get(pkg)
@@ -61,12 +76,10 @@ async function lazyModule(pkg: string): Promise<string> {
     bundle: true, write: false, platform: 'node', format: 'cjs', target: 'node20', charset: 'ascii',
     plugins: [inlineHclWasm], external: ['performance'], legalComments: 'none', logLevel: 'warning',
   })
-  const code = r.outputFiles[0]!.text
-  const source = LAZY[pkg]!.compress
-    ? `require('node:zlib').brotliDecompressSync(Buffer.from(${JSON.stringify(brotliCompressSync(code).toString('base64'))}, 'base64')).toString()`
-    : JSON.stringify(code)
+  const code = Buffer.from(r.outputFiles[0]!.text)
+  uses.set(pkg, [...payloads.keys()].filter((n) => calls(code.toString(), n)))
   const loader = `const m = { exports: {} };
-new Function('module', 'exports', 'require', ${source})(m, m.exports, require);
+new Function('module', 'exports', 'require', ${payloadCall(payload(pkg, code))}.toString())(m, m.exports, require);
 module.exports = m.exports;`
   lazySources.set(pkg, loader)
   return loader
@@ -74,7 +87,7 @@ module.exports = m.exports;`
 const lazyPackages: Plugin = {
   name: 'lazy-packages',
   setup(b) {
-    const filter = new RegExp(`^(${Object.keys(LAZY).map((p) => p.replace(/[/.]/g, (c) => `\\${c}`)).join('|')})$`)
+    const filter = new RegExp(`^(${LAZY.map((p) => p.replace(/[/.]/g, (c) => `\\${c}`)).join('|')})$`)
     b.onResolve({ filter }, (args) => (args.kind === 'dynamic-import' ? { path: args.path, namespace: 'lazy' } : undefined))
     b.onLoad({ filter: /.*/, namespace: 'lazy' }, async (args) => ({ loader: 'js', contents: await lazyModule(args.path) }))
   },
@@ -86,8 +99,20 @@ const banner = [
   "import { createRequire as __hdrCreateRequire } from 'node:module';",
   'const require = __hdrCreateRequire(import.meta.url);',
   `if (Number(process.versions.node.split('.')[0]) < ${NODE_MAJOR}) { process.stderr.write('✗ homelab-dr needs Node.js ${NODE_MAJOR} or later; this is Node.js ' + process.versions.node + '. Nothing was changed.\\n  Install Node.js ${NODE_MAJOR}+ (https://nodejs.org, or NodeSource packages on Proxmox/Debian).\\n'); process.exit(4); }`,
-  // the payload appended after the code (see payloadComment): found from the end, decoded once
-  "globalThis.__hdrPayload = (name) => { const text = require('node:fs').readFileSync(new URL(import.meta.url), 'latin1'); const tag = '/*@hdr-payload:' + name + ':'; const at = text.lastIndexOf(tag); if (at < 0) throw new Error('this bundle lacks its ' + name + ' payload: rebuild it with npm run bundle'); return Buffer.from(text.slice(at + tag.length, text.indexOf('*/', at)), 'base64'); };",
+  // a payload appended after the code (see payload()): found from the end, decoded on first use; a
+  // file cut short or damaged in the copy says so in one line (exit 4) instead of a stack trace
+  `globalThis.__hdrPayload = (name) => {
+  const text = require('node:fs').readFileSync(new URL(import.meta.url), 'latin1');
+  const tag = '/*@hdr-payload:' + name + ':';
+  const at = text.lastIndexOf(tag);
+  try {
+    if (at < 0) throw new Error('missing');
+    return require('node:zlib').brotliDecompressSync(Buffer.from(text.slice(at + tag.length, text.indexOf('*/', at)), 'base64'));
+  } catch {
+    process.stderr.write('\\u2717 This file is incomplete: its ' + name + ' part is ' + (at < 0 ? 'missing' : 'damaged') + ' (cut short or altered when it was copied?).\\n  Copy it again, or rebuild it with npm run bundle.\\n');
+    process.exit(4);
+  }
+};`,
 ].join('\n')
 
 for (const t of tasks.tasks) {
@@ -114,7 +139,10 @@ for (const t of tasks.tasks) {
   // the escape is only text; in a string or template it is the same character).
   let text = readFileSync(out, 'utf8')
   if (/[^\x00-\x7f]/.test(text)) text = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
-  if (new RegExp(`__hdrPayload\\(\\\\?["']${WASM}`).test(text)) text += payloadComment() // quoted as esbuild prints it
+  // each payload the code asks for, and those they ask for in turn
+  const needed = new Set([...payloads.keys()].filter((n) => calls(text, n)))
+  for (const n of needed) for (const m of uses.get(n) ?? []) needed.add(m)
+  for (const n of needed) text += `\n/*@hdr-payload:${n}:${payloads.get(n)}*/\n`
   writeFileSync(out, text)
   process.stdout.write(`${out}\n`)
 }
