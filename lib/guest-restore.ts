@@ -616,9 +616,10 @@ async function proveRestored(pve: Pve, f: RestoreFacts, run: RunState, report: R
     report.facts.checks = ['status stopped']
   } else {
     const agent = f.type === 'qemu' && agentEnabled(f.backupConf)
-    const r = await verifyOnNode(pve, f.type, t, false)
-    await noteFail(`${kind} ${t} status running`, async () => {
+    const r = await verifyOnNode(pve, f.type, t, agent)
+    await noteFail(`${kind} ${t} status running`, async (d) => {
       if (r.status !== 'running') throw new DrError('verification', `${kind} ${t} is ${r.status}, not running.`)
+      if (r.statusFrom === 'agent') d.push(r.agent === 'ok' ? 'its guest agent answers' : 'its guest agent is starting')
     })
     const address = f.access.address
     if (address && r.status === 'running') {
@@ -636,7 +637,7 @@ async function proveRestored(pve: Pve, f: RestoreFacts, run: RunState, report: R
     }
     if (agent && r.status === 'running') {
       await noteFail('Guest agent answers', async () => {
-        const a = await waitForAgent(pve, t, bootMs)
+        const a = r.agent === 'ok' ? 'ok' : await waitForAgent(pve, t, bootMs)
         if (a !== 'ok') throw new DrError('verification', `The QEMU guest agent of VM ${t} does not answer: ${a}.`)
       })
     }

@@ -5,7 +5,7 @@ import { DrError } from './errors.ts'
 import { exec } from './exec.ts'
 import { guestAddress, guestDisks, kindWord, lastLine, parseGuestConfig, tool, type GuestConfig, type Pve, type Read } from './pve.ts'
 import { Ssh } from './ssh.ts'
-import { DEFINE_CLUSTER_READER, MISSING_CLUSTERS_EXIT, missingClustersMessage, parseMissingClusters, withoutClusterLines } from './vma.ts'
+import { DEFINE_CLUSTER_READER, MISSING_CLUSTERS_EXIT, MISSING_CONFIG_EXIT, missingClustersMessage, parseMissingClusters, withoutClusterLines } from './vma.ts'
 import type { Backup, GuestType } from './backups.ts'
 import type { Config } from './config.ts'
 
@@ -78,12 +78,14 @@ export function probeDescription(b: Pick<Backup, 'format' | 'compression'>): str
 }
 
 /**
- * EC-4, in one round trip: the configuration inside the backup (`pvesm extractconfig`, which reads
- * only the header), then the whole archive once: the compression stream (its frames and checksums)
- * and, for a VMA, the header MD5 and every extent (`vma verify`) and every device's clusters (lib/vma.ts:
- * `vma verify` passes an archive cut at an extent boundary). extractconfig alone passes a
- * truncated archive, and a damaged VMA header only fails qmrestore after 60 s — after the old guest's
- * disks are gone. Returns the file's path and the guest config; throws a sentence naming the file.
+ * EC-4, in one round trip: the configuration inside the backup, then the whole archive once: the
+ * compression stream (its frames and checksums) and, for a VMA, the header MD5 and every extent (`vma
+ * verify`) and every device's clusters (lib/vma.ts: `vma verify` passes an archive cut at an extent
+ * boundary). A VMA's configuration is read from its header by the same pass (the cluster reader, fd
+ * 3), a tar's by `pvesm extractconfig` (issue 14: each pvesm is a Perl start-up on a real node).
+ * A configuration alone passes a truncated archive, and a damaged VMA header only fails qmrestore
+ * after 60 s — after the old guest's disks are gone. Returns the file's path and the guest config;
+ * throws a sentence naming the file.
  */
 export async function probeArchive(pve: Pve, b: Backup): Promise<{ path: string; config: GuestConfig }> {
   if (b.size <= 0) throw corrupt(b, 'the file is empty (0 bytes)')
@@ -91,24 +93,25 @@ export async function probeArchive(pve: Pve, b: Backup): Promise<{ path: string;
   const script = [
     'p=$(pvesm path "$1") || exit 90',
     `printf 'path=%s\\n' "$p"`,
-    'pvesm extractconfig "$1" || exit 91',
-    `printf '\\n\\036\\n'`,
-    'kind=$2; shift 2',
-    'if [ "$kind" != vma ]; then exec "$@" "$p" >/dev/null; fi',
+    'volid=$1 kind=$2; shift 2',
+    `if [ "$kind" != vma ]; then pvesm extractconfig "$volid" || exit 91; printf '\\n\\036\\n'; exec "$@" "$p" >/dev/null; fi`,
     DEFINE_CLUSTER_READER,
-    // vma's verdict first, then the decompressor's, then the cluster account (a broken stream also lacks clusters)
-    '"$@" "$p" | perl -e "$pl" | vma verify -; s=("${PIPESTATUS[@]}")',
+    // the configuration on stdout (fd 3), every tool's messages on stderr;
+    // vma's verdict first, then the decompressor's, then the reader's (a broken stream also lacks clusters)
+    'exec 3>&1',
+    '"$@" "$p" | perl -e "$pl" config | vma verify - >&2; s=("${PIPESTATUS[@]}")',
+    `printf '\\n\\036\\n'`,
     'if ((s[2])); then exit "${s[2]}"; elif ((s[0])); then exit "${s[0]}"; else exit "${s[1]}"; fi',
   ].join('\n')
   const r = await pve.ssh.runScript(script, [b.volid, ...argv], { timeoutMs: 4 * 3600_000 })
   const path = /^path=(\/.*)$/m.exec(r.stdout)?.[1]
   if (r.exitCode === 90 || !path) throw new DrError('prerequisites', `Cannot locate ${b.volid} on node '${pve.node}': ${lastLine(r.stderr || r.stdout)}. Nothing was changed.`)
   const cut = r.stdout.indexOf('\n\x1e\n')
-  if (r.exitCode === 91 || cut < 0) throw corrupt(b, `its configuration cannot be read (${lastLine(r.stderr || r.stdout)})`)
+  if (r.exitCode === 91 || r.exitCode === MISSING_CONFIG_EXIT || cut < 0) throw corrupt(b, `its configuration cannot be read (${lastLine(r.stderr || r.stdout).replace(/^vma-config: /, '')})`)
   const config = parseGuestConfig(r.stdout.slice(r.stdout.indexOf('\n') + 1, cut))
   if (r.exitCode === MISSING_CLUSTERS_EXIT && parseMissingClusters(r.stderr).length) throw corrupt(b, missingClustersMessage(parseMissingClusters(r.stderr)))
   if (r.exitCode !== 0) {
-    // vma prints its own error on stdout or stderr depending on the path taken: take the last line of either.
+    // vma's own error, or the decompressor's: the last line that is not the reader's
     throw corrupt(b, lastLine([withoutClusterLines(r.stderr), r.stdout.slice(cut + 3)].filter((s) => s.trim()).join('\n')))
   }
   return { path, config }
@@ -135,14 +138,20 @@ export async function verifyBeforeOverwrite(pve: Pve, chosen: Backup, chosenPath
     '[ -f "$1" ] || { printf "%s: no such file\\n" "$1"; exit 92; }',
     'p=$2; [ -n "$p" ] || p=$(pvesm path "$3") || exit 90',
     '[ -s "$p" ] || { echo "the file is empty"; exit 93; }',
-    'pvesm extractconfig "$3" >/dev/null || exit 91',
-    'kind=$4; shift 4',
-    'if [ "$kind" = vma ]; then set -o pipefail; "$@" "$p" | vma verify -; else "$@" "$p" >/dev/null; fi',
+    'volid=$3 kind=$4; shift 4',
+    `if [ "$kind" != vma ]; then pvesm extractconfig "$volid" >/dev/null || exit 91; exec "$@" "$p" >/dev/null; fi`,
+    DEFINE_CLUSTER_READER,
+    // as in probeArchive: the configuration from the header (to fd 3, only counted here), every cluster
+    'exec 3>/dev/null',
+    '"$@" "$p" | perl -e "$pl" config | vma verify - >&2; s=("${PIPESTATUS[@]}")',
+    'if ((s[2])); then exit "${s[2]}"; elif ((s[0])); then exit "${s[0]}"; else exit "${s[1]}"; fi',
   ].join('\n')
   const r = await pve.ssh.runScript(script, [chosenPath, safety.path ?? '', safety.volid, ...probeArgv(safety)], { timeoutMs: 4 * 3600_000 })
   if (r.exitCode === 0) return
   if (r.exitCode === 92) throw new DrError('failed', `Backup ${chosen.file} is no longer on storage '${chosen.storage}' (removed since it was checked: a prune, or by hand), so nothing was restored.`)
-  throw new DrError('failed', `The safety backup ${safety.file} just written is not whole (${lastLine(r.stderr || r.stdout)}), so nothing was restored: it could not put the guest back.`)
+  const missing = r.exitCode === MISSING_CLUSTERS_EXIT ? parseMissingClusters(r.stderr) : []
+  const why = missing.length ? missingClustersMessage(missing) : lastLine(r.stderr || r.stdout).replace(/^vma-config: /, '')
+  throw new DrError('failed', `The safety backup ${safety.file} just written is not whole (${why}), so nothing was restored: it could not put the guest back.`)
 }
 
 function corrupt(b: Backup, why: string): DrError {
@@ -231,20 +240,30 @@ export async function waitForSsh(access: GuestAccess & { address: string }, name
 }
 
 /**
- * Post-start proof on the node, in one round trip: `qm status`/`pct status`, then (qemu with an agent,
- * when running) one `qm guest cmd N ping`. The caller retries the agent while the guest boots.
+ * Post-start proof on the node, in one round trip. With a guest agent (qemu), its ping first: qemu-server
+ * asks in order whether an agent is configured, whether the VM runs, whether the agent answers
+ * (Agent.pm assert_agent_available), so "ok" and "QEMU guest agent is not running" both say the VM
+ * runs, and `qm status` is asked only when the agent's answer does not tell (issue 14: one Perl
+ * start-up fewer on a real node). Otherwise `qm status`/`pct status`. The caller retries the agent
+ * while the guest boots.
  */
-export async function verifyOnNode(pve: Pve, type: GuestType, vmid: number, agent: boolean): Promise<{ status: string; agent: string }> {
+export async function verifyOnNode(pve: Pve, type: GuestType, vmid: number, agent: boolean): Promise<{ status: string; agent: string; statusFrom: 'status' | 'agent' }> {
   const script = [
+    'if [ "$3" = 1 ]; then',
+    '  out=$(qm guest cmd "$2" ping 2>&1) && a=ok || a=${out##*$\'\\n\'}',
+    '  printf "agent=%s\\n" "$a"',
+    '  case "$a" in ok|"QEMU guest agent is not running") echo "status: running (agent)"; exit 0 ;; esac',
+    'fi',
     's=$("$1" status "$2") || { printf "%s\\n" "$s"; exit 1; }',
     'printf "%s\\n" "$s"',
-    'case "$s" in *running*) ;; *) exit 0 ;; esac',
-    '[ "$3" = 1 ] || exit 0',
-    'out=$(qm guest cmd "$2" ping 2>&1) && echo "agent=ok" || printf "agent=%s\\n" "${out##*$\'\\n\'}"',
   ].join('\n')
   const r = await pve.ssh.runScript(script, [tool(type), String(vmid), agent ? '1' : '0'])
   const status = /^status: (\S+)/m.exec(r.stdout)?.[1] ?? `unknown (${lastLine(r.stderr || r.stdout)})`
-  return { status, agent: agent ? (/^agent=(.*)$/m.exec(r.stdout)?.[1] ?? 'no answer') : 'none' }
+  return {
+    status,
+    agent: agent ? (/^agent=(.*)$/m.exec(r.stdout)?.[1] ?? 'no answer') : 'none',
+    statusFrom: /^status: \S+ \(agent\)$/m.test(r.stdout) ? 'agent' : 'status',
+  }
 }
 
 /** `qm guest cmd N ping`, retried from here while the agent starts. Returns 'ok' or the last error. */

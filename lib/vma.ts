@@ -4,7 +4,8 @@
 // in qmrestore — `detected missing cluster N for stream drive-scsi0` — after the old disks are freed.
 // CLUSTER_READER is a perl filter for the decompressed stream between the decompressor and
 // `vma verify -`: it passes stdin to stdout unchanged, reads the header's device table (name, size) and
-// every extent header's blockinfo, and at EOF names the first missing cluster of each device. It reads
+// every extent header's blockinfo, and at EOF names the first missing cluster of each device; run with
+// the argument `config`, it writes the header's guest configuration to fd 3 (no pvesm extractconfig). It reads
 // only the headers: each extent's data goes from pipe to pipe by splice(2), so the filter costs the
 // node almost nothing on top of the decompressor and vma (docs/benchmarks.md, issue 14).
 // Why perl: the node contract has no byte-level reader (bash cannot hold NUL bytes, od/xxd are not in
@@ -18,6 +19,8 @@
 
 /** Exit status of the reader when a device lacks clusters (vma verify's own failures exit 133). */
 export const MISSING_CLUSTERS_EXIT = 97
+/** Exit status of the reader asked for the configuration (`config`) when the header holds none. */
+export const MISSING_CONFIG_EXIT = 96
 
 /** The perl program (no `${` nor `%{` in it: it is embedded in bash scripts and template strings). */
 export const CLUSTER_READER = String.raw`use strict; use warnings;
@@ -72,6 +75,21 @@ for my $i (1 .. 255) {
   next if $nm eq 'vmstate';
   $name{$i} = $nm; $count{$i} = int(($size + 65535) / 65536); $seen{$i} = '';
 }
+# Run as perl -e "$pl" config (fd 3 open): the guest's configuration, the config blob named
+# qemu-server.conf, to fd 3: the bytes pvesm extractconfig prints (vma config), read from the header
+# vma verify checks, in the same pass.
+my ($cfg, $config);
+my $want = @ARGV && $ARGV[0] eq 'config' && open($cfg, '>&=', 3);
+for my $i (0 .. 255) {
+  last unless $want;
+  my ($np, $dp) = (unpack('N', substr($head, 2044 + 4 * $i, 4)), unpack('N', substr($head, 3068 + 4 * $i, 4)));
+  next unless $np && $dp && $np + 2 <= $bsize && $dp + 2 <= $bsize && $boff + $bsize <= $hsize;
+  my ($nlen, $dlen) = (unpack('v', substr($head, $boff + $np, 2)), unpack('v', substr($head, $boff + $dp, 2)));
+  next unless substr($head, $boff + $np + 2, $nlen) eq "qemu-server.conf\0" && $dp + 2 + $dlen <= $bsize;
+  $config = substr($head, $boff + $dp + 2, $dlen);
+  last;
+}
+if ($want) { print $cfg $config if defined $config; close $cfg }
 while (1) {
   my $eh = take(512);
   last if length($eh) < 512;
@@ -92,6 +110,7 @@ for my $i (sort { $a <=> $b } keys %name) {
   printf STDERR "vma-clusters: detected missing cluster %d for stream %s (%d of %d clusters missing)\n", $first, $name{$i}, $n - $have, $n;
   $status = 97;
 }
+if ($want && !defined $config && !$status) { print STDERR "vma-config: no qemu-server.conf in the archive's header\n"; $status = 96 }
 exit $status;
 `
 
@@ -123,4 +142,4 @@ export function missingClustersMessage(list: MissingClusters[]): string {
 }
 
 /** Remove the reader's lines from a node's output (to find another tool's message). */
-export const withoutClusterLines = (text: string) => text.split('\n').filter((l) => !l.startsWith('vma-clusters: ')).join('\n')
+export const withoutClusterLines = (text: string) => text.split('\n').filter((l) => !l.startsWith('vma-clusters: ') && !l.startsWith('vma-config: ')).join('\n')

@@ -164,6 +164,26 @@ test('cluster reader: passes the stream byte for byte, by splice between pipes a
   }
 })
 
+test('cluster reader, run with `config`: the header\'s qemu-server.conf to fd 3 (what pvesm extractconfig prints), the stream unchanged; none in the header: exit 96', () => {
+  const conf = 'boot: order=scsi0\nname: web01\nscsi0: local-lvm:vm-101-disk-0,size=192K\n#qmdump#map:scsi0:drive-scsi0:local-lvm:raw:\n'
+  const cases = [
+    ['with', writeVma({ configs: [{ name: 'qemu-server.fw', data: '[OPTIONS]\nenable: 1\n' }, { name: 'qemu-server.conf', data: conf }], devices: [{ name: 'drive-scsi0', data: Buffer.alloc(3 * 65536, 5) }], ctime: 1764000000 }), 0, conf, ''],
+    ['without', writeVma({ configs: [], devices: [{ name: 'drive-scsi0', data: Buffer.alloc(3 * 65536, 5) }], ctime: 1764000000 }), 96, '', "vma-config: no qemu-server.conf in the archive's header\n"],
+  ] as const
+  for (const [name, data, exit, config, err] of cases) {
+    writeFileSync(join(dir, `config-${name}`), data)
+    const r = spawnSync('bash', ['-c', 'exec 3>"$3"; cat "$1" | perl -e "$2" config | sha256sum; exit "${PIPESTATUS[1]}"', 'hdr', join(dir, `config-${name}`), CLUSTER_READER, join(dir, `config-${name}.conf`)], { encoding: 'utf8' })
+    assert.is(r.status, exit, `${name}: ${r.stderr}`)
+    assert.is(r.stderr, err, name)
+    assert.is(r.stdout.split(' ')[0], createHash('sha256').update(data).digest('hex'), `${name}: the stream passes unchanged`)
+    assert.is(readFileSync(join(dir, `config-${name}.conf`), 'utf8'), config, name)
+  }
+  // without `config` (verify:backups' node script keeps fd 3 for its own output): nothing written there, exit 0
+  const plain = spawnSync('bash', ['-c', 'exec 3>"$3"; perl -e "$2" <"$1" >/dev/null', 'hdr', join(dir, 'config-without'), CLUSTER_READER, join(dir, 'config-plain.conf')], { encoding: 'utf8' })
+  assert.is(plain.status, 0, plain.stderr)
+  assert.is(readFileSync(join(dir, 'config-plain.conf'), 'utf8'), '')
+})
+
 test('nodeInput sends the largest file first, so the node\'s cores finish together', () => {
   const list = [backup('vzdump-qemu-101-2026_11_23-03_00_02.vma.zst', 10), backup('vzdump-qemu-101-2026_11_24-03_00_02.vma.zst', 3000), backup('vzdump-lxc-110-2026_11_24-03_00_02.tar.zst', 200)]
   const ids = nodeInput(list.map((b, id) => ({ id, path: join(dir, b.file), backup: b })), () => dir).trim().split('\n').map((l) => l.split('\t')[0])

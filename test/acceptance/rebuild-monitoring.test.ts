@@ -248,7 +248,7 @@ test('EF-007 --dry-run on a stopped VM: the diagnosis and the whole plan with re
   assert.match(r.stdout, '[dry-run] Then the same checks of the stack (up to 120 s for the services)')
   assert.match(r.stdout, 'Dry run: nothing was changed. Run the same command without --dry-run to restore.')
   assert.equal(writes(), [])
-  assert.ok(calls().some((c) => c.startsWith(`pvesm extractconfig local:backup/${BACKUP}`)), 'real facts were read')
+  assert.ok(calls().includes(`pvesm path local:backup/${BACKUP}`) && calls().includes('vma verify -'), 'real facts were read')
   assert.equal(readdirSync(DUMP).sort(), files)
 })
 

@@ -4,6 +4,7 @@ import { test as uvuTest } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawn, spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runTask, scriptOf, type RunOpts, type RunOutput } from '../helpers.ts'
@@ -95,7 +96,8 @@ test('US1.2 several backups, no date: the most recent is used', async () => {
   assert.match(r.stdout, '✓ Backups of 101 found: 3 on \'local\', newest 2026-11-25 03:00:02')
   assert.match(r.stdout, `✓ Backup chosen: ${LATEST}`)
   assert.match(r.stdout, `  Backup:          local:backup/${LATEST}\n`)
-  assert.ok(calls().some((c) => c.startsWith(`pvesm extractconfig local:backup/${LATEST}`)))
+  assert.ok(calls().some((c) => c.startsWith(`pvesm path local:backup/${LATEST}`)))
+  assert.ok(calls().includes('vma verify -')) // the probe read it; its configuration came from the header
   assert.equal(writes(), [])
 
   const list = await restore(['101', '--list'])
@@ -267,6 +269,20 @@ test('EC-4 corrupted latest backup: named, the next older suggested and offered,
   assert.is(disk('vm-101-disk-0'), 'HDR-LAB disk web01 scsi0 2026-11-23')
 })
 
+test('EC-4 a VMA whose header holds no qemu-server.conf: refused before anything changes (the configuration comes from the header the probe reads)', async () => {
+  await reset()
+  // the header made whole again (MD5) with its config table emptied: vma verify passes it, qmrestore could not
+  const file = join(DUMP, LATEST)
+  const vma = Buffer.from(spawnSync('zstd', ['-q', '-d', '-c', file], { maxBuffer: 1 << 28 }).stdout)
+  vma.fill(0, 2044, 4092).fill(0, 32, 48)
+  createHash('md5').update(vma.subarray(0, vma.readUInt32BE(56))).digest().copy(vma, 32)
+  writeFileSync(file, spawnSync('zstd', ['-q', '-c'], { input: vma, maxBuffer: 1 << 28 }).stdout)
+  const r = await restore(['101', '--yes'])
+  assert.is(r.code, 4, r.output)
+  assert.ok(r.stdout.includes(`✗ Backup ${LATEST} failed its integrity check: its configuration cannot be read (no qemu-server.conf in the archive's header).`), r.output)
+  assert.equal(writes(), [])
+})
+
 // ---- functional requirements ----
 
 test('EF-001 preflight: every check shown; inactive storage, lock and protection refuse with nothing changed', async () => {
@@ -371,17 +387,15 @@ test('issue 14 a restore over the running VM 101: each node command it needs, on
     'qm config 101',
     'qm status 101',
     `pvesm path local:backup/${LATEST}`,
-    `pvesm extractconfig local:backup/${LATEST}`,
-    'vma verify -',
+    'vma verify -', // the configuration read from the VMA header in the same pass: no pvesm extractconfig
     'vzdump 101 --storage local --mode snapshot --compress zstd',
-    `pvesm extractconfig ${safety}`,
     'vma verify -',
     'qm stop 101',
     `qmrestore local:backup/${LATEST} 101 --force 1`,
     'qm start 101',
-    'qm status 101',
-    'qm guest cmd 101 ping',
+    'qm guest cmd 101 ping', // its answer says the VM runs: no qm status
   ])
+  assert.match(r.output, /^✓ VM 101 status running\b.*its guest agent (answers|is starting)/m)
 })
 
 test('EF-005 reads the homelab\'s terraform.tfvars: node address, backup storage', async () => {
