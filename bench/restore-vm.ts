@@ -3,14 +3,15 @@
 // restore:vm` does) and once as the shipped bundle (dist/restore-vm.mjs, `npm run bundle`), in turn.
 //
 // The wall time holds much that is not the tool's (issue 14): the node's own restore/vzdump/verify
-// work (calls.log work_ms), the wait for the guest to boot (the report's "Guest agent answers" step:
-// the simulator's agent answers HDR_SIM_RESOURCES_LAG after start), the simulator's own Node.js
+// work (calls.log work_ms), the wait for the guest to boot (from the end of qm start to the agent ping
+// that answers: the simulator's agent answers HDR_SIM_RESOURCES_LAG after start; the tool's guest
+// checks in that window overlap it), the simulator's own Node.js
 // start-up per simulated command (calls.log ms − work_ms; a real node's qm/pvesh are Perl and not free
 // either, but they are not this tool's), and the runtime's start-up (`node --import tsx -e 0`, or
 // `node -e 0` for the bundle). What is left is the tool's own share, and the goal (≤ 1.5 s) is judged
 // on it. It is broken down from the report's per-step `ms`: start-up beyond that floor + config
 // loading + exit (wall − the report's durationMs − the floor), the SSH connection to the node (the
-// first step), the ping and the SSH login to the guest (their steps), and the rest (the other round
+// first step), the ping and the SSH login to the guest (beyond the boot wait), and the rest (the other round
 // trips' ssh clients and remote shells, the plan, the report). SSH connections per run (sshd.log,
 // goal 1) and node commands per run (calls.log + the `hostname` probe the simulator does not log).
 import { execFileSync } from 'node:child_process'
@@ -58,14 +59,24 @@ export async function restoreVm(iterations: number): Promise<Row[]> {
       if (r.code !== 0) throw new Error(`bench: restore:vm exited ${r.code}: ${r.stderr.slice(-800)}${r.stdout.slice(-800)}`)
       const doc = JSON.parse(r.stdout) as RestoreDoc
       const log = calls(LAB_DIR)
-      const work = log.reduce((s, c) => s + (c.work_ms ?? 0), 0)
-      const sim = log.reduce((s, c) => s + c.ms - (c.work_ms ?? 0), 0)
-      // Ping and SSH to the guest are real checks: the tool's. Only the agent step waits for the boot.
-      const boot = stepMs(doc, /^Guest agent answers/)
+      // The guest's boot: from the end of `qm start` to the start of the agent ping that answers (the
+      // simulator's agent answers 1 s after the start). What the tool does meanwhile (the agent's first
+      // ping, the ping and SSH proofs of the guest) overlaps the boot and adds nothing to the wall, so
+      // the node's commands inside that window are not subtracted twice. calls.log: t = a command's end.
+      const end = (c: (typeof log)[number]) => Date.parse(c.t)
+      const started = log.find((c) => c.argv.join(' ') === 'qm start 101')
+      const answered = log.find((c) => c.argv.join(' ') === 'qm guest cmd 101 ping' && c.exit === 0)
+      if (!started || !answered) throw new Error('bench: restore:vm ran no qm start or no agent ping that answered')
+      const [from, to] = [end(started), end(answered) - answered.ms]
+      const boot = to - from
+      const outside = log.filter((c) => end(c) <= from || end(c) - c.ms >= to)
+      const work = outside.reduce((s, c) => s + (c.work_ms ?? 0), 0)
+      const sim = outside.reduce((s, c) => s + c.ms - (c.work_ms ?? 0), 0)
       const tool = r.ms - work - boot - sim - floor
       const startup = r.ms - doc.durationMs - floor
       const connect = stepMs(doc, /^Node '.*' reachable over SSH/)
-      const guest = stepMs(doc, /^SSH login to |answers ping/)
+      // the guest's ping and SSH proofs, as far as they outlast the boot
+      const guest = Math.max(0, stepMs(doc, /^SSH login to |answers ping/) - boot)
       way.runs.push({
         wall: r.ms, work, boot, sim, floor, tool, startup, connect, guest, rest: tool - startup - connect - guest,
         conns: sshConnections() - before,
@@ -86,14 +97,14 @@ export async function restoreVm(iterations: number): Promise<Row[]> {
   return [
     { scenario: S, metric: 'wall time, end to end (tsx, as npm run does)', unit: 'ms', stat: col(t, 'wall') },
     { scenario: S, metric: "node's own work (calls.log work_ms)", unit: 'ms', stat: col(t, 'work'), note: 'simulated vzdump, qmrestore, vma verify' },
-    { scenario: S, metric: 'waiting for the guest to boot (agent step)', unit: 'ms', stat: col(t, 'boot'), note: 'the simulator\'s agent answers 1 s after start' },
+    { scenario: S, metric: 'waiting for the guest to boot (qm start\'s end → the agent ping that answers)', unit: 'ms', stat: col(t, 'boot'), note: 'the simulator\'s agent answers 1 s after start; the tool\'s guest proofs overlap it' },
     { scenario: S, metric: 'wall minus node work minus boot wait', unit: 'ms', stat: stat(t.map((f) => f.wall - f.work - f.boot)), note: 'the issue\'s figure: still holds the simulator\'s start-ups and tsx' },
     { scenario: S, metric: "the simulator's commands outside their work (Node.js start-up; calls.log ms − work_ms)", unit: 'ms', stat: col(t, 'sim'), note: 'real qm/pvesh are Perl: not free either, but not the tool\'s' },
     { scenario: S, metric: 'tsx start-up (node --import tsx -e 0, beside each run)', unit: 'ms', stat: col(t, 'floor') },
     { scenario: S, metric: "the tool's own share: wall − node work − boot wait − simulator start-ups − tsx start-up", unit: 'ms', stat: tool, goal: '≤ 1500 ms', met: tool.median <= 1500, note: 'the goal is judged here: what the tool controls' },
     { scenario: S, metric: "of the tool's share: start-up beyond tsx's, config loading, exit (wall − report durationMs − tsx start-up)", unit: 'ms', stat: col(t, 'startup') },
     { scenario: S, metric: "of the tool's share: SSH connection to the node (first step)", unit: 'ms', stat: col(t, 'connect') },
-    { scenario: S, metric: "of the tool's share: ping + SSH login to the guest (their steps)", unit: 'ms', stat: col(t, 'guest') },
+    { scenario: S, metric: "of the tool's share: ping + SSH login to the guest, beyond the boot wait", unit: 'ms', stat: col(t, 'guest') },
     { scenario: S, metric: "of the tool's share: the rest (other round trips' ssh clients and remote shells, plan, report)", unit: 'ms', stat: col(t, 'rest') },
     { scenario: S, metric: 'bundle (dist/restore-vm.mjs): wall time, end to end', unit: 'ms', stat: col(b, 'wall') },
     { scenario: S, metric: "bundle: the tool's own share (as above, node -e 0 in place of tsx)", unit: 'ms', stat: toolB, goal: '≤ 1500 ms', met: toolB.median <= 1500, note: 'what an operator runs after npm run bundle' },

@@ -616,6 +616,7 @@ async function proveRestored(pve: Pve, f: RestoreFacts, run: RunState, report: R
     report.facts.checks = ['status stopped']
   } else {
     const agent = f.type === 'qemu' && agentEnabled(f.backupConf)
+    const asked = Date.now()
     const r = await verifyOnNode(pve, f.type, t, agent)
     await noteFail(`${kind} ${t} status running`, async (d) => {
       if (r.status !== 'running') throw new DrError('verification', `${kind} ${t} is ${r.status}, not running.`)
@@ -637,7 +638,7 @@ async function proveRestored(pve: Pve, f: RestoreFacts, run: RunState, report: R
     }
     if (agent && r.status === 'running') {
       await noteFail('Guest agent answers', async () => {
-        const a = r.agent === 'ok' ? 'ok' : await waitForAgent(pve, t, bootMs)
+        const a = r.agent === 'ok' ? 'ok' : await waitForAgent(pve, t, bootMs, asked)
         if (a !== 'ok') throw new DrError('verification', `The QEMU guest agent of VM ${t} does not answer: ${a}.`)
       })
     }

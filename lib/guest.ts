@@ -266,9 +266,14 @@ export async function verifyOnNode(pve: Pve, type: GuestType, vmid: number, agen
   }
 }
 
-/** `qm guest cmd N ping`, retried from here while the agent starts. Returns 'ok' or the last error. */
-export async function waitForAgent(pve: Pve, vmid: number, deadlineMs: number): Promise<string> {
+/**
+ * `qm guest cmd N ping`, retried from here while the agent starts, at most once a second: `since` is
+ * when it was last asked (verifyOnNode's ping), so the first try here waits out the rest of that
+ * second. Returns 'ok' or the last error.
+ */
+export async function waitForAgent(pve: Pve, vmid: number, deadlineMs: number, since?: number): Promise<string> {
   const end = Date.now() + deadlineMs
+  if (since !== undefined) await sleep(Math.max(0, since + 1_000 - Date.now()))
   for (;;) {
     const r = await pve.ssh.run(['qm', 'guest', 'cmd', String(vmid), 'ping'], { timeoutMs: 30_000 })
     if (r.exitCode === 0) return 'ok'
