@@ -101,13 +101,16 @@ const banner = [
   `if (Number(process.versions.node.split('.')[0]) < ${NODE_MAJOR}) { process.stderr.write('✗ homelab-dr needs Node.js ${NODE_MAJOR} or later; this is Node.js ' + process.versions.node + '. Nothing was changed.\\n  Install Node.js ${NODE_MAJOR}+ (https://nodejs.org, or NodeSource packages on Proxmox/Debian).\\n'); process.exit(4); }`,
   // a payload appended after the code (see payload()): found from the end, decoded on first use; a
   // file cut short or damaged in the copy says so in one line (exit 4) instead of a stack trace
-  `globalThis.__hdrPayload = (name) => {
-  const text = require('node:fs').readFileSync(new URL(import.meta.url), 'latin1');
+  // (the file read once, as bytes: only the payload asked for is turned into text)
+  `let __hdrFile;
+globalThis.__hdrPayload = (name) => {
+  const file = (__hdrFile ??= require('node:fs').readFileSync(new URL(import.meta.url)));
   const tag = '/*@hdr-payload:' + name + ':';
-  const at = text.lastIndexOf(tag);
+  const at = file.lastIndexOf(tag);
   try {
     if (at < 0) throw new Error('missing');
-    return require('node:zlib').brotliDecompressSync(Buffer.from(text.slice(at + tag.length, text.indexOf('*/', at)), 'base64'));
+    const from = at + tag.length;
+    return require('node:zlib').brotliDecompressSync(Buffer.from(file.latin1Slice(from, file.indexOf('*/', from)), 'base64'));
   } catch {
     process.stderr.write('\\u2717 This file is incomplete: its ' + name + ' part is ' + (at < 0 ? 'missing' : 'damaged') + ' (cut short or altered when it was copied?).\\n  Copy it again, or rebuild it with npm run bundle.\\n');
     process.exit(4);
