@@ -119,11 +119,11 @@ export async function loadConfig(tfDirFlag: string | undefined, opts: LoadOption
   const r = new Reader(vars, [...files, ...declaredIn])
 
   const problems: Config['problems'] = []
-  const read = <T>(setting: Config['problems'][number]['setting'], fn: () => T, fallback: T): T => {
+  const read = <T>(setting: Config['problems'][number]['setting'], fn: () => T, fallback: T, keep = opts.lenient): T => {
     try {
       return fn()
     } catch (e) {
-      if (!opts.lenient || !(e instanceof DrError)) throw e
+      if (!keep || !(e instanceof DrError)) throw e
       problems.push({ setting, error: e })
       return fallback
     }
@@ -131,15 +131,7 @@ export async function loadConfig(tfDirFlag: string | undefined, opts: LoadOption
   // MinIO and monitoring are only some tasks' business: even a strict load keeps their error for
   // requireMinio/requireMonitoring, so restore:vm and verify:backups still run in a repo whose MinIO
   // credentials live in a -var-file (secrets.tfvars) homelab-dr is not given.
-  const section = <T>(setting: 'minio' | 'monitoring', fn: () => T): T | undefined => {
-    try {
-      return fn()
-    } catch (e) {
-      if (!(e instanceof DrError)) throw e
-      problems.push({ setting, error: e })
-      return undefined
-    }
-  }
+  const section = <T>(setting: 'minio' | 'monitoring', fn: () => T | undefined) => read(setting, fn, undefined, true)
   const { nodes, from } = read('nodes', () => readNodes(r, [top, ...roots]), { nodes: [] as NodeTarget[], from: '' })
   const environments = roots.length ? await readEnvironments(tfDir, roots) : []
   const cfg: Config = {

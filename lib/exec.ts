@@ -27,7 +27,8 @@ export interface ExecResult {
 }
 
 /** node:child_process, required on first use: loading it costs every start, --help included (issue 14). */
-export const childProcess = () => createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process')
+const requireHere = createRequire(import.meta.url)
+export const childProcess = () => requireHere('node:child_process') as typeof import('node:child_process')
 
 const running = new Set<import('node:child_process').ChildProcess>()
 

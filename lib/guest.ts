@@ -78,6 +78,17 @@ export function probeDescription(b: Pick<Backup, 'format' | 'compression'>): str
 }
 
 /**
+ * Bash lines that read the VMA at $p through "$@" (its decompressor) into the cluster reader, which
+ * writes the header's configuration to fd 3, and `vma verify -` (its messages to stderr). $rc is vma's
+ * verdict first, then the decompressor's, then the reader's (a broken stream also lacks clusters).
+ */
+const READ_VMA = [
+  DEFINE_CLUSTER_READER,
+  '"$@" "$p" | perl -e "$pl" config | vma verify - >&2; s=("${PIPESTATUS[@]}")',
+  'if ((s[2])); then rc=${s[2]}; elif ((s[0])); then rc=${s[0]}; else rc=${s[1]}; fi',
+]
+
+/**
  * EC-4, in one round trip: the configuration inside the backup, then the whole archive once: the
  * compression stream (its frames and checksums) and, for a VMA, the header MD5 and every extent (`vma
  * verify`) and every device's clusters (lib/vma.ts: `vma verify` passes an archive cut at an extent
@@ -95,13 +106,10 @@ export async function probeArchive(pve: Pve, b: Backup): Promise<{ path: string;
     `printf 'path=%s\\n' "$p"`,
     'volid=$1 kind=$2; shift 2',
     `if [ "$kind" != vma ]; then pvesm extractconfig "$volid" || exit 91; printf '\\n\\036\\n'; exec "$@" "$p" >/dev/null; fi`,
-    DEFINE_CLUSTER_READER,
-    // the configuration on stdout (fd 3), every tool's messages on stderr;
-    // vma's verdict first, then the decompressor's, then the reader's (a broken stream also lacks clusters)
-    'exec 3>&1',
-    '"$@" "$p" | perl -e "$pl" config | vma verify - >&2; s=("${PIPESTATUS[@]}")',
+    'exec 3>&1', // the configuration on stdout, every tool's messages on stderr
+    ...READ_VMA,
     `printf '\\n\\036\\n'`,
-    'if ((s[2])); then exit "${s[2]}"; elif ((s[0])); then exit "${s[0]}"; else exit "${s[1]}"; fi',
+    'exit "$rc"',
   ].join('\n')
   const r = await pve.ssh.runScript(script, [b.volid, ...argv], { timeoutMs: 4 * 3600_000 })
   const path = /^path=(\/.*)$/m.exec(r.stdout)?.[1]
@@ -140,11 +148,9 @@ export async function verifyBeforeOverwrite(pve: Pve, chosen: Backup, chosenPath
     '[ -s "$p" ] || { echo "the file is empty"; exit 93; }',
     'volid=$3 kind=$4; shift 4',
     `if [ "$kind" != vma ]; then pvesm extractconfig "$volid" >/dev/null || exit 91; exec "$@" "$p" >/dev/null; fi`,
-    DEFINE_CLUSTER_READER,
-    // as in probeArchive: the configuration from the header (to fd 3, only counted here), every cluster
-    'exec 3>/dev/null',
-    '"$@" "$p" | perl -e "$pl" config | vma verify - >&2; s=("${PIPESTATUS[@]}")',
-    'if ((s[2])); then exit "${s[2]}"; elif ((s[0])); then exit "${s[0]}"; else exit "${s[1]}"; fi',
+    'exec 3>/dev/null', // the configuration is only required to be there
+    ...READ_VMA,
+    'exit "$rc"',
   ].join('\n')
   const r = await pve.ssh.runScript(script, [chosenPath, safety.path ?? '', safety.volid, ...probeArgv(safety)], { timeoutMs: 4 * 3600_000 })
   if (r.exitCode === 0) return

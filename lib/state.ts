@@ -138,7 +138,8 @@ export function stateKey(key: string, workspace: string | undefined, prefix = 'e
 export const lockKey = (stateObjectKey: string) => `${stateObjectKey}.tflock`
 
 // node:crypto is required on first use: every task would pay its load at start-up, --help included
-const crypto = () => createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')
+const requireHere = createRequire(import.meta.url)
+const crypto = () => requireHere('node:crypto') as typeof import('node:crypto')
 export const sha256 = (text: string) => crypto().createHash('sha256').update(text).digest('hex')
 
 // ---- the local mirror -------------------------------------------------------------------------

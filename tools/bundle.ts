@@ -76,10 +76,10 @@ async function lazyModule(pkg: string): Promise<string> {
     bundle: true, write: false, platform: 'node', format: 'cjs', target: 'node20', charset: 'ascii',
     plugins: [inlineHclWasm], external: ['performance'], legalComments: 'none', logLevel: 'warning',
   })
-  const code = Buffer.from(r.outputFiles[0]!.text)
-  uses.set(pkg, [...payloads.keys()].filter((n) => calls(code.toString(), n)))
+  const code = r.outputFiles[0]!.text
+  uses.set(pkg, [...payloads.keys()].filter((n) => calls(code, n)))
   const loader = `const m = { exports: {} };
-new Function('module', 'exports', 'require', ${payloadCall(payload(pkg, code))}.toString())(m, m.exports, require);
+new Function('module', 'exports', 'require', ${payloadCall(payload(pkg, Buffer.from(code)))}.toString())(m, m.exports, require);
 module.exports = m.exports;`
   lazySources.set(pkg, loader)
   return loader
