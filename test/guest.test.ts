@@ -1,0 +1,66 @@
+// lib/guest.ts's node scripts, run by a local bash with the lab simulator's vma on the PATH: the
+// check just before the overwrite (issue 12) on a safety backup that is not whole.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { tempDir } from './tmp.ts'
+import { writeVma } from './lab/pve-sim/lib/vma.mjs'
+import { verifyBeforeOverwrite } from '../lib/guest.ts'
+import { DrError } from '../lib/errors.ts'
+import type { Backup } from '../lib/backups.ts'
+import type { Pve } from '../lib/pve.ts'
+
+const SIM_BIN = join(import.meta.dirname, 'lab', 'pve-sim', 'bin')
+const dir = tempDir('hdr-guest-')
+mkdirSync(join(dir, 'lab'), { recursive: true })
+
+/** A node whose scripts run here: bash, perl, zstd and the simulator's vma. */
+const localNode = {
+  node: 'pve',
+  ssh: {
+    runScript: async (script: string, args: readonly string[]) => {
+      const r = spawnSync('bash', ['-c', script, 'hdr', ...args], { encoding: 'utf8', env: { ...process.env, PATH: `${SIM_BIN}:${process.env.PATH}`, HDR_LAB_DIR: join(dir, 'lab') } })
+      return { exitCode: r.status ?? 255, stdout: r.stdout, stderr: r.stderr, timedOut: false, ms: 0 }
+    },
+  },
+} as unknown as Pve
+
+const chosen = { volid: 'local:backup/vzdump-qemu-101-2026_11_25-03_00_02.vma.zst', file: 'vzdump-qemu-101-2026_11_25-03_00_02.vma.zst', storage: 'local' } as Backup
+const chosenPath = join(dir, chosen.file)
+writeFileSync(chosenPath, 'the chosen backup, still there')
+
+function safety(name: string, vma: Buffer) {
+  const file = `vzdump-qemu-101-2026_12_02-${name}.vma.zst`
+  const path = join(dir, file)
+  writeFileSync(path, spawnSync('zstd', ['-q', '-c'], { input: vma, maxBuffer: 1 << 28 }).stdout)
+  return { volid: `local:backup/${file}`, file, format: 'vma.zst', compression: 'zst', path }
+}
+
+async function refusal(s: ReturnType<typeof safety>): Promise<string> {
+  try {
+    await verifyBeforeOverwrite(localNode, chosen, chosenPath, s)
+  } catch (e) {
+    assert.instance(e, DrError)
+    return (e as DrError).message
+  }
+  return 'passed'
+}
+
+const devices = [{ name: 'drive-scsi0', data: Buffer.alloc(4 * 65536, 9) }]
+
+test('EF-006 the safety backup just written is checked whole: a good one passes', async () => {
+  assert.is(await refusal(safety('00_00_01', writeVma({ configs: [{ name: 'qemu-server.conf', data: 'name: web01\n' }], devices, ctime: 1764000000 }))), 'passed')
+})
+
+test('EF-006 a safety backup with no configuration in its header, or cut at an extent boundary, stops the restore before anything is overwritten', async () => {
+  const none = safety('00_00_02', writeVma({ configs: [], devices, ctime: 1764000000 }))
+  assert.is(await refusal(none), `The safety backup ${none.file} just written is not whole (no qemu-server.conf in the archive's header), so nothing was restored: it could not put the guest back.`)
+  const whole = writeVma({ configs: [{ name: 'qemu-server.conf', data: 'name: web01\n' }], devices, ctime: 1764000000, clustersPerExtent: 2 })
+  const h = whole.readUInt32BE(56)
+  const cut = safety('00_00_03', whole.subarray(0, h + 512 + whole.readUInt16BE(h + 6) * 4096)) // the first extent only
+  assert.match(await refusal(cut), new RegExp(`^The safety backup ${cut.file} just written is not whole \\(device drive-scsi0 lacks cluster 2 and 1 more of 4 \\(the archive ends early`))
+})
+
+test.run()
