@@ -46,7 +46,10 @@ export async function rebuildMonitoring(iterations: number): Promise<Row[]> {
     const work = log.reduce((s, c) => s + (c.work_ms ?? 0), 0)
     // The VM's boot: `qm start 200` runs the lab hook that starts sshd and the four services and waits
     // for each to answer (not in its work_ms), then the agent step.
-    const start = log.filter((c) => c.argv.join(' ') === 'qm start 200').reduce((s, c) => s + c.ms - (c.work_ms ?? 0), 0)
+    // Since issue 14's third pass qmrestore starts it (--start 1): its time beyond the restore's work is
+    // the start (and the simulator's own start-up of qmrestore, ~0.1 s, counted here with it).
+    const isStart = (c: (typeof log)[number]) => c.argv.join(' ') === 'qm start 200' || (c.argv[0] === 'qmrestore' && c.argv.includes('--start'))
+    const start = log.filter(isStart).reduce((s, c) => s + c.ms - (c.work_ms ?? 0), 0)
     const boot = start + doc.steps.filter((s) => /^Guest agent answers/.test(s.title)).reduce((s, x) => s + x.ms, 0)
     const waited = (doc.facts.checks ?? []).reduce((s, c) => s + (c.waitedMs ?? 0), 0)
     m.wall.push(r.ms)
@@ -54,7 +57,7 @@ export async function rebuildMonitoring(iterations: number): Promise<Row[]> {
     m.boot.push(boot)
     m.waited.push(waited)
     m.overhead.push(r.ms - work - boot - waited)
-    m.simStart.push(log.filter((c) => c.argv.join(' ') !== 'qm start 200').reduce((s, c) => s + c.ms - (c.work_ms ?? 0), 0))
+    m.simStart.push(log.filter((c) => !isStart(c)).reduce((s, c) => s + c.ms - (c.work_ms ?? 0), 0))
     m.node.push(sshConnections() - n0)
     m.vm.push(vmConnections() - v0)
     m.ssh.push(doc.facts.sshCommands ?? NaN)
@@ -68,7 +71,7 @@ export async function rebuildMonitoring(iterations: number): Promise<Row[]> {
   return [
     { scenario: S, metric: 'wall time, end to end', unit: 'ms', stat: stat(m.wall) },
     { scenario: S, metric: "node's own work (calls.log work_ms)", unit: 'ms', stat: stat(m.work) },
-    { scenario: S, metric: 'the VM booting: qm start (the hook starts sshd + 4 services, each waited for) + agent step', unit: 'ms', stat: stat(m.boot) },
+    { scenario: S, metric: 'the VM booting: its start, by qmrestore --start 1 (the hook starts sshd + 4 services, each waited for) + agent step', unit: 'ms', stat: stat(m.boot) },
     { scenario: S, metric: "waiting for the services (checks' waitedMs: Prometheus targets, Alertmanager listed)", unit: 'ms', stat: stat(m.waited) },
     { scenario: S, metric: 'wall minus node work, boot wait and service waits', unit: 'ms', stat: o, goal: '≤ 2000 ms', met: o.median <= 2000, note: 'includes tsx start-up and the synthetic alert round trips' },
     { scenario: S, metric: "of which the simulator's commands outside their work (Node.js start-up; calls.log ms − work_ms)", unit: 'ms', stat: stat(m.simStart) },

@@ -65,6 +65,8 @@ export interface RunState {
   undo: string[]
   /** The safety backup's volid, once written and checked. */
   safety?: string
+  /** What `qmrestore --start 1` printed after `Execute autostart`: qemu-server only warns when that start fails. */
+  startSaid?: string[]
 }
 
 /** What preflight found: the backup, the target and its occupant, where disks go, how to prove it. */
@@ -425,11 +427,16 @@ export function planRestore(pve: Pve, cfg: Config, req: GuestRestoreRequest, f: 
       },
     })
   }
+  // A VM is started by qmrestore itself (--start 1: one qm process and one round trip fewer, issue 14).
+  // qemu-server's create_vm starts it once the restore is done and only warns if that fails (exit 0),
+  // so the proof after it (status running) is what tells. A container keeps its own `pct start`:
+  // pve-container's start after `pct restore` fails the whole task, which would read as a failed restore.
+  const startedByRestore = f.type === 'qemu' && !f.noStartReason
   const restoreArgv = f.type === 'qemu'
-    ? ['qmrestore', f.backup.volid, String(t), ...(o ? ['--force', '1'] : []), ...(f.storage ? ['--storage', f.storage] : []), ...(f.unique ? ['--unique', '1'] : [])]
+    ? ['qmrestore', f.backup.volid, String(t), ...(o ? ['--force', '1'] : []), ...(f.storage ? ['--storage', f.storage] : []), ...(f.unique ? ['--unique', '1'] : []), ...(startedByRestore ? ['--start', '1'] : [])]
     : ['pct', 'restore', String(t), f.backup.volid, ...(o ? ['--force', '1'] : []), '--storage', f.storage ?? 'local', ...(f.unique ? ['--unique', '1'] : [])]
   actions.push({
-    title: `Restore ${kind} ${t} from ${f.backup.file}`,
+    title: `Restore ${kind} ${t} from ${f.backup.file}${startedByRestore ? ' and start it' : ''}`,
     command: commandLine(restoreArgv),
     mutates: true,
     run: async (d) => {
@@ -437,11 +444,12 @@ export function planRestore(pve: Pve, cfg: Config, req: GuestRestoreRequest, f: 
         ? `${kind} ${t} was being restored: its old disks may already be gone (state unknown; check: ${tools[0]} status ${t})`
         : `${kind} ${t} was being restored: the ID may hold a half-restored guest (check: ${tools[0]} status ${t})`
       const r = await restoreWithProgress(pve, restoreArgv, f)
-      d.push(...r)
-      run.phase = `${kind} ${t} is restored${f.noStartReason ? ' and stopped' : ''}`
+      d.push(...r.lines)
+      run.startSaid = r.startSaid
+      run.phase = startedByRestore ? `${kind} ${t} is restored and started; its checks were running` : `${kind} ${t} is restored${f.noStartReason ? ' and stopped' : ''}`
     },
   })
-  if (!f.noStartReason) {
+  if (!f.noStartReason && !startedByRestore) {
     const argv = [...tools, 'start', String(t)]
     actions.push({
       title: `Start ${kind} ${t}`,
@@ -505,7 +513,7 @@ async function safetyBackup(pve: Pve, argv: string[], storage: string, vmid: num
   return { volid: `${storage}:backup/${file}`, path: printed!.startsWith('/') ? printed : undefined }
 }
 
-async function restoreWithProgress(pve: Pve, argv: string[], f: RestoreFacts): Promise<string[]> {
+async function restoreWithProgress(pve: Pve, argv: string[], f: RestoreFacts): Promise<{ lines: string[]; startSaid: string[] | undefined }> {
   const p = progress(`Restoring ${kindWord(f.type)} ${f.targetId}`)
   const t0 = Date.now()
   const tick = setInterval(() => p.update(`(${Math.round((Date.now() - t0) / 1000)} s)`), 1000)
@@ -527,7 +535,11 @@ async function restoreWithProgress(pve: Pve, argv: string[], f: RestoreFacts): P
     throw new RestoreFailed(`The restore of ${kindWord(f.type)} ${f.targetId} failed: ${why || `exit ${r.exitCode}`}.`)
   }
   const pct = [...r.stdout.matchAll(/progress (\d+)%/g)].at(-1)?.[1]
-  return [`${humanSize(f.backup.size)} archive${pct ? `, progress ${pct}%` : ''}`]
+  const out = r.stdout.split('\n')
+  const at = out.findIndex((l) => l.trim() === 'Execute autostart')
+  const startSaid = at < 0 ? undefined : out.slice(at + 1).map((l) => l.trim()).filter(Boolean)
+  const started = at < 0 ? '' : startSaid?.length ? `, then its start warned: ${startSaid.at(-1)}` : ', then started'
+  return { lines: [`${humanSize(f.backup.size)} archive${pct ? `, progress ${pct}%` : ''}${started}`], startSaid }
 }
 
 /** The node's restore command failed: past the archive header, an overwritten guest has lost its disks. */
@@ -579,7 +591,11 @@ async function rollBack(pve: Pve, req: GuestRestoreRequest, f: RestoreFacts, saf
 
 /** How to put back what the restore replaced. */
 function undoLines(req: GuestRestoreRequest, f: RestoreFacts, safety: string): string[] {
-  const cmd = f.type === 'qemu' ? `qmrestore ${safety} ${f.targetId} --force 1` : `pct restore ${f.targetId} ${safety} --force 1 --storage ${f.storage ?? 'local'}`
+  // stopped first: the restored guest usually runs, and a running one refuses the overwrite ("vm is
+  // running"). qm stop of a stopped VM succeeds; pct stop of a stopped CT fails, hence its `;`.
+  const cmd = f.type === 'qemu'
+    ? `qm stop ${f.targetId} && qmrestore ${safety} ${f.targetId} --force 1`
+    : `pct stop ${f.targetId}; pct restore ${f.targetId} ${safety} --force 1 --storage ${f.storage ?? 'local'}`
   return [
     `Safety backup of the guest as it was: ${safety}`,
     `To put it back: npm run restore:vm -- ${f.targetId} --backup ${safety}${req.tfDir ? ` --tf-dir ${req.tfDir}` : ''}`,
@@ -619,7 +635,10 @@ async function proveRestored(pve: Pve, f: RestoreFacts, run: RunState, report: R
     const asked = Date.now()
     const r = await verifyOnNode(pve, f.type, t, agent)
     await noteFail(`${kind} ${t} status running`, async (d) => {
-      if (r.status !== 'running') throw new DrError('verification', `${kind} ${t} is ${r.status}, not running.`)
+      if (r.status !== 'running') {
+        const said = run.startSaid?.length ? ` The start after the restore said: ${run.startSaid.at(-1)}` : ''
+        throw new DrError('verification', `${kind} ${t} is ${r.status}, not running.${said}`)
+      }
       if (r.statusFrom === 'agent') d.push(r.agent === 'ok' ? 'its guest agent answers' : 'its guest agent is starting')
     })
     const address = f.access.address

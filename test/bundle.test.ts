@@ -96,7 +96,7 @@ test('a bundle runs a real --dry-run against the lab node: the plan, and nothing
   const r = run('restore-vm.mjs', ['101', '--dry-run', '--tf-dir', FIXTURE], { HDR_SSH_CONFIG: labEnv().HDR_SSH_CONFIG, HDR_REPORTS_DIR: join(empty, 'reports') })
   assert.is(r.status, 0, r.stderr)
   assert.ok(r.stdout.includes('Restore VM 101 on node \'pve\' from the backup of 2026-11-25 03:00:02\n'), r.stdout)
-  assert.ok(r.stdout.includes('[dry-run] Restore VM 101 from vzdump-qemu-101-2026_11_25-03_00_02.vma.zst: qmrestore local:backup/vzdump-qemu-101-2026_11_25-03_00_02.vma.zst 101 --force 1\n'))
+  assert.ok(r.stdout.includes('[dry-run] Restore VM 101 from vzdump-qemu-101-2026_11_25-03_00_02.vma.zst and start it: qmrestore local:backup/vzdump-qemu-101-2026_11_25-03_00_02.vma.zst 101 --force 1 --start 1\n'))
   assert.ok(r.stdout.includes('Dry run: nothing was changed.'))
   const mutating = calls(LAB_DIR).filter((c) => ['qmrestore', 'vzdump'].includes(c.argv[0]?.split('/').at(-1) ?? '') || ['stop', 'start', 'restore'].includes(c.argv[1] ?? ''))
   assert.equal(mutating, [])

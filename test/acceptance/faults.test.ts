@@ -108,9 +108,11 @@ async function assertSafetyRestores(r: { stdout: string }, before: string[]): Pr
   const safety = dumpFiles().filter((f) => !before.includes(f) && /\.vma\.zst$/.test(f))
   assert.is(safety.length, 1, `one safety backup: ${safety.join(', ')}`)
   assert.match(r.stdout, `  To put it back: npm run restore:vm -- 101 --backup local:backup/${safety[0]}`)
-  assert.match(r.stdout, `    (on the node: qmrestore local:backup/${safety[0]} 101 --force 1)`)
-  // the node-side undo: the guest has no disks left, so restore:vm's own safety backup of it cannot be taken
-  const back = spawnSync('ssh', [...node.sshArgs(LAB_DIR), 'pve', commandLine(['qmrestore', `local:backup/${safety[0]}`, '101', '--force', '1'])], { encoding: 'utf8' })
+  assert.match(r.stdout, `    (on the node: qm stop 101 && qmrestore local:backup/${safety[0]} 101 --force 1)`)
+  // the node-side undo, as printed: the guest may have no disks left (restore:vm's own safety backup of
+  // it cannot be taken), or run the restored data (qmrestore --start 1 went on without the session)
+  const undo = `${commandLine(['qm', 'stop', '101'])} && ${commandLine(['qmrestore', `local:backup/${safety[0]}`, '101', '--force', '1'])}`
+  const back = spawnSync('ssh', [...node.sshArgs(LAB_DIR), 'pve', undo], { encoding: 'utf8' })
   assert.is(back.status, 0, back.stdout + back.stderr)
   assert.is(disk('vm-101-disk-0'), 'HDR-LAB disk web01 scsi0 current')
   assert.match(read(CONF_101), /^scsi0: local-lvm:vm-101-disk-0,iothread=1,size=8M$/m)

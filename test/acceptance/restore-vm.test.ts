@@ -81,12 +81,27 @@ test('US1.1 stopped VM, latest backup: restored after the prompt, started, ping 
   assert.match(r.output, `✓ VM 101 (web01) restored from ${LATEST}, running and reachable (ping + SSH).`)
   assert.equal(writes().map((c) => c.split(' --notes-template')[0]), [
     'vzdump 101 --storage local --mode snapshot --compress zstd',
-    `qmrestore local:backup/${LATEST} 101 --force 1`,
-    'qm start 101',
+    `qmrestore local:backup/${LATEST} 101 --force 1 --start 1`, // qmrestore starts it: no qm start
   ])
   assert.is(disk('vm-101-disk-0'), 'HDR-LAB disk web01 scsi0 2026-11-25')
   assert.ok(pings('10.251.0.101'))
   assert.is(sshHostname('10.251.0.101'), 'web01')
+})
+
+test('US1.1 the VM restored but its start fails (qmrestore --start 1 only warns): status check fails quoting it, exit 5, no second start', async () => {
+  await reset()
+  await stopped('101')
+  node.setFault(LAB_DIR, { start: 'start failed: QEMU exited with code 1' })
+  const r = await restore(['101', '--yes'])
+  assert.is(r.code, 5, r.output)
+  assert.match(r.output, `✓ Restore VM 101 from ${LATEST} and start it`)
+  assert.match(r.output, '✗ VM 101 status running: VM 101 is stopped, not running. The start after the restore said: start failed: QEMU exited with code 1')
+  assert.not.match(r.output, 'answers ping')
+  assert.equal(writes().map((c) => c.split(' --notes-template')[0]), [
+    'vzdump 101 --storage local --mode snapshot --compress zstd',
+    `qmrestore local:backup/${LATEST} 101 --force 1 --start 1`,
+  ])
+  assert.is(disk('vm-101-disk-0'), 'HDR-LAB disk web01 scsi0 2026-11-25') // the data is restored
 })
 
 test('US1.2 several backups, no date: the most recent is used', async () => {
@@ -175,7 +190,7 @@ test('US1.7 --target-id: restored under the new ID with new MACs, the original u
   const before = read(conf('qemu', 101))
   const r = await restore(['101', '--target-id', '150', '--yes'])
   assert.is(r.code, 0, r.output)
-  assert.equal(writes(), [`qmrestore local:backup/${LATEST} 150 --unique 1`, 'qm start 150'])
+  assert.equal(writes(), [`qmrestore local:backup/${LATEST} 150 --unique 1 --start 1`])
   assert.is(read(conf('qemu', 101)), before)
   assert.is(disk('vm-101-disk-0'), 'HDR-LAB disk web01 scsi0 current')
   const copy = read(conf('qemu', 150))
@@ -208,7 +223,7 @@ test('US1.1 verification fails: exit 5, what failed, and how to roll back to the
   assert.ok(safety, 'a safety backup was written')
   assert.match(r.stdout, /✗ 10\.251\.9\.101 answers ping \([\d.]+s\): 10\.251\.9\.101 does not answer ping \(\d+ attempts over 2 s\)\./)
   assert.match(r.stdout, /✗ VM 101 \(web01\) was restored from vzdump-qemu-101-\S+, but its verification failed: 10\.251\.9\.101 does not answer ping/)
-  assert.match(r.stdout, `  To put it back: npm run restore:vm -- 101 --backup local:backup/${safety}\n    (on the node: qmrestore local:backup/${safety} 101 --force 1)`)
+  assert.match(r.stdout, `  To put it back: npm run restore:vm -- 101 --backup local:backup/${safety}\n    (on the node: qm stop 101 && qmrestore local:backup/${safety} 101 --force 1)`)
 })
 
 // ---- edge cases ----
@@ -249,7 +264,7 @@ test('EC-3 running target: stop-then-restore or the next free VMID is offered; n
   await reset()
   const stop = await restore(['101'], { tty: true, answers: [['Choice [a]:', 's\n']] })
   assert.is(stop.code, 0, stop.output)
-  assert.equal(writes().map((c) => c.split(' --notes-template')[0]), ['vzdump 101 --storage local --mode snapshot --compress zstd', 'qm stop 101', `qmrestore local:backup/${LATEST} 101 --force 1`, 'qm start 101'])
+  assert.equal(writes().map((c) => c.split(' --notes-template')[0]), ['vzdump 101 --storage local --mode snapshot --compress zstd', 'qm stop 101', `qmrestore local:backup/${LATEST} 101 --force 1 --start 1`])
 })
 
 test('EC-4 corrupted latest backup: named, the next older suggested and offered, nothing changed', async () => {
@@ -265,7 +280,7 @@ test('EC-4 corrupted latest backup: named, the next older suggested and offered,
   const offered = await restore(['101'], { tty: true, answers: [['instead? [y/N]', 'y\n'], ['Overwrite', 'y\n']] })
   assert.is(offered.code, 0, offered.output)
   assert.match(offered.output, `Use the next older backup, ${OLDER} (2026-11-23 03:00:02), instead? [y/N]`)
-  assert.ok(writes().includes(`qmrestore local:backup/${OLDER} 101 --force 1`))
+  assert.ok(writes().includes(`qmrestore local:backup/${OLDER} 101 --force 1 --start 1`))
   assert.is(disk('vm-101-disk-0'), 'HDR-LAB disk web01 scsi0 2026-11-23')
 })
 
@@ -335,10 +350,8 @@ test('EF-002 the plan: backup, target and its state, every action in order, befo
     `       vzdump 101 --storage local --mode snapshot --compress zstd --notes-template 'homelab-dr safety backup of {{guestname}} before restore:vm from ${LATEST}' --remove 0`,
     '  2. Stop VM 101 (web01) (now running)',
     '       qm stop 101',
-    `  3. Restore VM 101 from ${LATEST}`,
-    `       qmrestore local:backup/${LATEST} 101 --force 1`,
-    '  4. Start VM 101',
-    '       qm start 101',
+    `  3. Restore VM 101 from ${LATEST} and start it`,
+    `       qmrestore local:backup/${LATEST} 101 --force 1 --start 1`,
     '',
     '',
     '',
@@ -391,8 +404,7 @@ test('issue 14 a restore over the running VM 101: each node command it needs, on
     'vzdump 101 --storage local --mode snapshot --compress zstd',
     'vma verify -',
     'qm stop 101',
-    `qmrestore local:backup/${LATEST} 101 --force 1`,
-    'qm start 101',
+    `qmrestore local:backup/${LATEST} 101 --force 1 --start 1`, // and started: no qm start (issue 14)
     'qm guest cmd 101 ping', // its answer says the VM runs: no qm status
   ])
   assert.match(r.output, /^✓ VM 101 status running\b.*its guest agent (answers|is starting)/m)
@@ -436,7 +448,7 @@ test('EF-007 --dry-run: the plan and the real facts, and no change on the node',
   const files = dumpFiles()
   const r = await restore(['101', '--dry-run'])
   assert.is(r.code, 0)
-  assert.match(r.stdout, `[dry-run] Restore VM 101 from ${LATEST}: qmrestore local:backup/${LATEST} 101 --force 1`)
+  assert.match(r.stdout, `[dry-run] Restore VM 101 from ${LATEST} and start it: qmrestore local:backup/${LATEST} 101 --force 1 --start 1`)
   assert.match(r.stdout, 'Dry run: nothing was changed. Run the same command without --dry-run to restore.')
   assert.equal(writes(), [])
   assert.is(read(conf('qemu', 101)), before)
@@ -515,7 +527,7 @@ test('EF-006 a restore that fails over the guest is rolled back: safety backup r
   assert.match(r.output, '✓ Roll back VM 101 (web01) to its safety backup')
   assert.match(r.output, '✓ SSH login to root@10.251.0.101: hostname web01')
   assert.match(r.output, new RegExp(`Rolled back: VM 101 \\(web01\\) is as it was before, from its safety backup ${safety!.replace(/\./g, '\\.')}, running and reachable\\.`))
-  assert.equal(writes().map((c) => c.split(' --notes-template')[0]).slice(-3), [`qmrestore local:backup/${LATEST} 101 --force 1`, `qmrestore local:backup/${safety} 101 --force 1`, 'qm start 101'])
+  assert.equal(writes().map((c) => c.split(' --notes-template')[0]).slice(-3), [`qmrestore local:backup/${LATEST} 101 --force 1 --start 1`, `qmrestore local:backup/${safety} 101 --force 1`, 'qm start 101'])
   assert.is(disk('vm-101-disk-0'), 'HDR-LAB disk web01 scsi0 current')
   assert.is(sshHostname('10.251.0.101'), 'web01')
 })
@@ -577,7 +589,7 @@ test('Ctrl-C during the checks after the start names the state of the guest', as
   child.stdout.on('data', (d: Buffer) => (out += d))
   child.stderr.on('data', (d: Buffer) => (out += d))
   const code = await new Promise<number>((resolve) => {
-    const timer = setInterval(() => { if (out.includes('✓ Start VM 101')) { clearInterval(timer); setTimeout(() => child.kill('SIGINT'), 500) } }, 50)
+    const timer = setInterval(() => { if (/✓ Restore VM 101 from \S+ and start it/.test(out)) { clearInterval(timer); setTimeout(() => child.kill('SIGINT'), 500) } }, 50)
     child.on('close', (c) => { clearInterval(timer); resolve(c ?? -1) })
   })
   assert.is(code, 3)

@@ -11,6 +11,7 @@ import {
 import { out, err, parseArgs, vmidArg } from './cli.mjs'
 import { guestUp, guestDown, guestPid, runHook, nsName, vmBoots, ctRoot } from './guest.mjs'
 import { configVolumes, freeVolume, newMac } from './restore.mjs'
+import { fault } from './faults.mjs'
 
 const label = (type) => (type === 'qemu' ? 'VM' : 'CT')
 const lag = () => Number(process.env.HDR_SIM_RESOURCES_LAG ?? 10) * 1000
@@ -32,6 +33,9 @@ export function startGuest(type, vmid) {
     const p = type === 'qemu' ? volumePath(`${v.sid}:${v.name}`) : rootfsPath(v.sid, v.name)
     if (!fs.existsSync(p)) throw new SimError(`can't activate LV '/dev/pve/${v.name}':   Failed to find logical volume "pve/${v.name}"`)
   }
+  // the lab's fault 'start': the hypervisor refuses (e.g. a passthrough device gone), after the checks
+  const f = fault('start')
+  if (f) throw new SimError(f)
   guestUp(type, vmid, conf)
   setRun(vmid, true)
 }

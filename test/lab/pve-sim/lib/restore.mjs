@@ -77,7 +77,7 @@ export async function qmrestore(argv) {
     out("no lock found trying to remove 'create'  lock")
     out(`error before or during data restore, some or all disks were not completely restored. VM ${vmid} state is NOT cleaned up.`)
   }
-  return work(async () => {
+  const code = await work(async () => {
     const t0 = now()
     out(`restore vma archive: ${cmd}`)
     const raw = readArchive(file, info.comp)
@@ -177,9 +177,16 @@ export async function qmrestore(argv) {
     keepUnused.forEach((v, i) => conf.push({ key: `unused${i}`, value: v }))
     saveConf('qemu', vmid, conf)
     setRun(vmid, false)
-    if (opts.start) startGuest('qemu', vmid)
     return 0
   })
+  // Qemu.pm create_vm, after the restore's lock is released: `print "Execute autostart\n"; eval {
+  // vm_start(…) }; warn $@ if $@;` — a start that fails is a warning in the task's output: exit 0.
+  // Outside work(): the guest's boot is not the restore's work (as with a separate qm start).
+  if (code === 0 && opts.start) {
+    out('Execute autostart')
+    try { startGuest('qemu', vmid) } catch (e) { if (!(e instanceof SimError)) throw e; out(e.message) }
+  }
+  return code
 }
 
 // ---------------------------------------------------------------------------------------------
