@@ -2,7 +2,9 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { gunzipSync } from 'node:zlib'
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3'
 import { tempDir } from './tmp.ts'
 import { tmpdir } from 'node:os'
@@ -83,10 +85,35 @@ test('a bundle cut short or altered in the copy says so in one line (exit 4), no
   writeFileSync(join(empty, 'config-cut.mjs'), text.slice(0, at) + text.slice(end), 'latin1')
   writeFileSync(join(empty, 'config-altered.mjs'), text.slice(0, end - 2000) + 'AAAA' + text.slice(end - 1996), 'latin1')
   for (const [file, how] of [['config-cut.mjs', 'missing'], ['config-altered.mjs', 'damaged']] as const) {
-    const r = run(file, ['--tf-dir', repo])
+    // an empty cache: a cache written from an intact copy would stand in for the damaged part
+    const r = run(file, ['--tf-dir', repo], { HDR_CACHE_DIR: tempDir('hdr-bundle-cache-') })
     assert.is(r.status, 4, r.stderr)
     assert.is(r.stderr, `✗ This file is incomplete: its hcl-wasm part is ${how} (cut short or altered when it was copied?).\n  Copy it again, or rebuild it with npm run bundle.\n`)
   }
+})
+
+test('a bundle keeps the parser\'s wasm decoded in the user cache: written once, read back, a bad entry replaced, an unusable cache harmless', () => {
+  const repo = join(empty, 'homelab-cache')
+  mkdirSync(repo, { recursive: true })
+  writeFileSync(join(repo, 'terraform.tfvars'), 'proxmox_nodes = {\n  pve = { host = "127.0.0.2" port = 2222 }\n}\n')
+  const wasm = gunzipSync(readFileSync('node_modules/@cdktf/hcl2json/main.wasm.gz'))
+  const name = `${createHash('sha256').update(wasm).digest('hex').slice(0, 16)}-hcl-wasm`
+  const parsed = (r: ReturnType<typeof run>) => { assert.is(r.status, 4, r.stderr); assert.match(r.stderr, /^✗ Cannot parse terraform\.tfvars:2:\d+: Missing attribute separator/) }
+  // the default place: $XDG_CACHE_HOME/homelab-dr, else ~/.cache/homelab-dr
+  const home = tempDir('hdr-bundle-home-')
+  parsed(run('verify-backups.mjs', ['--dry-run', '--tf-dir', repo], { HOME: home }))
+  assert.ok(readFileSync(join(home, '.cache', 'homelab-dr', name)).equals(wasm), 'the decoded wasm, byte for byte, in ~/.cache/homelab-dr')
+  const cache = tempDir('hdr-bundle-cache-')
+  parsed(run('verify-backups.mjs', ['--dry-run', '--tf-dir', repo], { XDG_CACHE_HOME: cache }))
+  assert.ok(readFileSync(join(cache, 'homelab-dr', name)).equals(wasm))
+  // an entry of the wrong size (cut short) is not used, and is written again
+  writeFileSync(join(cache, 'homelab-dr', name), wasm.subarray(0, 1000))
+  parsed(run('verify-backups.mjs', ['--dry-run', '--tf-dir', repo], { XDG_CACHE_HOME: cache }))
+  assert.ok(readFileSync(join(cache, 'homelab-dr', name)).equals(wasm), 'the bad entry replaced')
+  // a cache that cannot be made (a file where its folder would be): the run is the same
+  writeFileSync(join(home, 'not-a-dir'), '')
+  parsed(run('verify-backups.mjs', ['--dry-run', '--tf-dir', repo], { HDR_CACHE_DIR: join(home, 'not-a-dir', 'homelab-dr') }))
+  assert.not.ok(existsSync(join(home, 'not-a-dir', 'homelab-dr')))
 })
 
 test('a bundle runs a real --dry-run against the lab node: the plan, and nothing changed', async () => {

@@ -19,8 +19,10 @@ const hclDir = dirname(dirname(require.resolve('@cdktf/hcl2json')))
 
 /**
  * Payloads: what only some runs need travels as brotli + base64 in comments at the very end of the
- * file (`/*@hdr-payload:NAME:...*\/`), read from the bundle's own file on first use (`__hdrPayload`,
- * in the banner). In a string, V8 would scan it on every start, `--help` included; in a comment it is
+ * file (`/*@hdr-payload:NAME:HASH:SIZE:...*\/`: HASH the first 16 hex of the decoded bytes' sha256,
+ * SIZE their length), read from the bundle's own file on first use (`__hdrPayload`, in the banner),
+ * and kept decoded in the user's cache under HASH: decoding the parser's wasm costs every run that
+ * reads the repo ~80–130 ms, reading it back ~5–30 ms (docs/benchmarks.md, restore:vm). In a string, V8 would scan it on every start, `--help` included; in a comment it is
  * only decoded with the file, so each byte saved is start-up saved (docs/benchmarks.md, start-up):
  *   hcl-wasm  the HCL parser's wasm: 6.5 MB raw, 1.7 MB as shipped (gzip), 1.25 MB brotli
  *   <package> the heavy packages a task loads with `await import()` only when it needs them (LAZY)
@@ -36,7 +38,7 @@ function payload(name: string, bytes: Buffer): string {
     const params = { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_LGWIN]: 24, [zlib.BROTLI_PARAM_SIZE_HINT]: bytes.length }
     writeFileSync(file, brotliCompressSync(bytes, { params }))
   }
-  payloads.set(name, readFileSync(file).toString('base64'))
+  payloads.set(name, `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}:${bytes.length}:${readFileSync(file).toString('base64')}`)
   return name
 }
 const payloadCall = (name: string) => `globalThis.__hdrPayload(${JSON.stringify(name)})`
@@ -101,16 +103,33 @@ const banner = [
   `if (Number(process.versions.node.split('.')[0]) < ${NODE_MAJOR}) { process.stderr.write('✗ homelab-dr needs Node.js ${NODE_MAJOR} or later; this is Node.js ' + process.versions.node + '. Nothing was changed.\\n  Install Node.js ${NODE_MAJOR}+ (https://nodejs.org, or NodeSource packages on Proxmox/Debian).\\n'); process.exit(4); }`,
   // a payload appended after the code (see payload()): found from the end, decoded on first use; a
   // file cut short or damaged in the copy says so in one line (exit 4) instead of a stack trace
-  // (the file read once, as bytes: only the payload asked for is turned into text)
+  // (the file read once, as bytes: only the payload asked for is turned into text). Decoded, it is kept
+  // in $HDR_CACHE_DIR (default $XDG_CACHE_HOME/homelab-dr or ~/.cache/homelab-dr) under its hash, and
+  // read back when its size matches; a cache that cannot be read or written is only not used.
   `let __hdrFile;
 globalThis.__hdrPayload = (name) => {
-  const file = (__hdrFile ??= require('node:fs').readFileSync(new URL(import.meta.url)));
+  const fs = require('node:fs'), path = require('node:path');
+  const file = (__hdrFile ??= fs.readFileSync(new URL(import.meta.url)));
   const tag = '/*@hdr-payload:' + name + ':';
   const at = file.lastIndexOf(tag);
   try {
     if (at < 0) throw new Error('missing');
-    const from = at + tag.length;
-    return require('node:zlib').brotliDecompressSync(Buffer.from(file.latin1Slice(from, file.indexOf('*/', from)), 'base64'));
+    const m = /^([0-9a-f]{16}):([0-9]+):/.exec(file.latin1Slice(at + tag.length, at + tag.length + 40));
+    if (!m) throw new Error('damaged');
+    const size = Number(m[2]);
+    const dir = process.env.HDR_CACHE_DIR || path.join(process.env.XDG_CACHE_HOME || path.join(require('node:os').homedir(), '.cache'), 'homelab-dr');
+    const kept = path.join(dir, m[1] + '-' + name.replace(/[^A-Za-z0-9.-]/g, '_'));
+    try { const b = fs.readFileSync(kept); if (b.length === size) return b; } catch {}
+    const from = at + tag.length + m[0].length;
+    // one output buffer of the known size: no chunks to join (~30 ms on the wasm)
+    const out = require('node:zlib').brotliDecompressSync(Buffer.from(file.latin1Slice(from, file.indexOf('*/', from)), 'base64'), { chunkSize: Math.max(64, size) });
+    if (out.length !== size) throw new Error('damaged');
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      fs.writeFileSync(kept + '.' + process.pid, out, { mode: 0o600 });
+      fs.renameSync(kept + '.' + process.pid, kept);
+    } catch { try { fs.rmSync(kept + '.' + process.pid, { force: true }); } catch {} }
+    return out;
   } catch {
     process.stderr.write('\\u2717 This file is incomplete: its ' + name + ' part is ' + (at < 0 ? 'missing' : 'damaged') + ' (cut short or altered when it was copied?).\\n  Copy it again, or rebuild it with npm run bundle.\\n');
     process.exit(4);
