@@ -22,7 +22,7 @@ import type { Config } from './config.ts'
 import { commandLine } from './ssh.ts'
 import { Pve, guestAddress, kindWord, lastLine, tool, type GuestConfig, type Storage } from './pve.ts'
 import { backupLocalTime, humanSize, parseBackupName, pickBackup, sortBackups, type Backup, type DateWanted, type GuestType } from './backups.ts'
-import { readOccupant, occupantRead, probeArchive, verifyBeforeOverwrite, probeDescription, spaceNeeded, spaceFreed, guestAccess, agentEnabled, isProtected, label, guestName, verifyOnNode, waitForAgent, waitForPing, waitForSsh, type Occupant, type GuestAccess } from './guest.ts'
+import { readOccupant, occupantRead, probeArchive, readArchiveConfig, verifyBeforeOverwrite, probeDescription, spaceNeeded, spaceFreed, guestAccess, agentEnabled, isProtected, label, guestName, verifyOnNode, waitForAgent, waitForPing, waitForSsh, type Occupant, type GuestAccess } from './guest.ts'
 import { printPlan, execute, type Plan, type Action } from './plan.ts'
 import type { Report } from './report.ts'
 import { confirm, declined } from './prompt.ts'
@@ -44,6 +44,9 @@ export interface GuestRestoreRequest {
   backupStorage?: string
   /** Where the restored disks go. Default: where they were. */
   storage?: string
+  /** The caller read this very archive (`backup`) end to end in this run and it passed (verify:backups'
+   *  file check, before a test restore): the preflight reads only its configuration, not all of it again. */
+  archiveRead?: boolean
   /** Start and prove the guest afterwards. Default true. */
   start?: boolean
   /** Consent given (--yes), or given and go on past space warnings (--force). */
@@ -234,8 +237,9 @@ export async function preflightRestore(pve: Pve, cfg: Config, req: GuestRestoreR
   for (;;) {
     try {
       ;[backupConf, archivePath] = await report.check(`Archive ${backup.file} intact`, async (d) => {
-        const { path, config: conf } = await probeArchive(pve, backup)
-        d.push(`${humanSize(backup.size)}, ${probeDescription(backup)}: ok`)
+        const read = req.archiveRead === true && backup.volid === req.backup
+        const { path, config: conf } = read ? await readArchiveConfig(pve, backup) : await probeArchive(pve, backup)
+        d.push(`${humanSize(backup.size)}, ${read ? 'read end to end by this run\'s file check; its configuration read (pvesm extractconfig)' : `${probeDescription(backup)}: ok`}`)
         return [conf, path] as const
       })
       break

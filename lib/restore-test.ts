@@ -139,7 +139,15 @@ export const fileFilter = (o: RestoreTestOptions): number | undefined => (o.vmid
 
 // ---- the run ----
 
-interface Candidate { vmid: number; type: GuestType | undefined; name: string | undefined; backup: Backup | undefined; why?: string }
+interface Candidate {
+  vmid: number
+  type: GuestType | undefined
+  name: string | undefined
+  backup: Backup | undefined
+  /** This run's file check read the backup end to end and passed it (not so in --dry-run: metadata only). */
+  read: boolean
+  why?: string
+}
 
 /** Chooses, plans, confirms, reaps, then tests each guest (--parallel at a time). */
 export async function runRestoreTests(cfg: Config, target: NodeTarget, opts: RestoreTestOptions, files: FileItem[], report: Report): Promise<RestoreTestRun> {
@@ -194,7 +202,9 @@ async function chooseGuests(pve: Pve, opts: RestoreTestOptions, resources: Resou
     const regular = sortBackups(listed.filter((b) => !isSafetyBackup(b) && good.some((f) => f.volid === b.volid)))
     const backup = regular[0]
     const why = backup ? undefined : files.some((f) => f.vmid === vmid) ? `no good backup (${bad} failed verification${good.length ? ', the others are safety backups' : ''})` : 'no backup'
-    out.push({ vmid, type: backup?.type ?? r?.type, name: r?.name, backup, why })
+    // the archive's last content check (vma clusters, pct.conf) passed: the preflight need not read it all again
+    const read = Boolean(backup && files.find((f) => f.volid === backup.volid)?.checks.some((k) => (k.name === 'vma clusters' || k.name === 'pct.conf') && k.status === 'ok'))
+    out.push({ vmid, type: backup?.type ?? r?.type, name: r?.name, backup, read, why })
   }
   return out
 }
@@ -242,7 +252,7 @@ async function testOne(pve: Pve, cfg: Config, opts: RestoreTestOptions, c: Candi
   const kind = kindWord(type)
   try {
     // Preflight and restore: the shared flow's checks (archive intact, space on the storage, the ID free)
-    const req: GuestRestoreRequest = { task: 'verify:backups --restore-test', vmid: c.vmid, targetId: id, backup: c.backup.volid, backupStorage: c.backup.storage, storage: opts.storage, start: false, yes: true }
+    const req: GuestRestoreRequest = { task: 'verify:backups --restore-test', vmid: c.vmid, targetId: id, backup: c.backup.volid, backupStorage: c.backup.storage, archiveRead: c.read, storage: opts.storage, start: false, yes: true }
     const run: RunState = { phase: 'nothing changed', undo: [] }
     let facts
     try {

@@ -100,6 +100,12 @@ test('RT-1 a good backup passes: VM and CT restored into scratch IDs, isolated, 
 
   // on the node: copies with new MACs, made harmless before their first start, then destroyed
   const c = calls()
+  // each archive read end to end once, by the file check: the test restore's preflight reads only the
+  // configuration of the backup that check just passed (issue 14)
+  const vmas = readdirSync(join(PVE, 'var/lib/vz/dump')).filter((f) => /^vzdump-qemu-\d+-.*\.vma(\.\w+)?$/.test(f))
+  assert.is(c.filter((a) => a.join(' ') === 'vma verify -').length, vmas.length, `one vma verify per VMA file on the node (${vmas.join(', ')})`)
+  assert.ok(c.some((a) => a.join(' ') === `pvesm extractconfig local:backup/${LATEST_101}`))
+  assert.ok(c.some((a) => a.join(' ') === `pvesm extractconfig local:backup/${LATEST_110}`))
   assert.ok(c.some((a) => a.join(' ') === `qmrestore local:backup/${LATEST_101} 9000 --unique 1`), JSON.stringify(c.filter((a) => a[0] === 'qmrestore')))
   assert.ok(c.some((a) => a.join(' ') === `pct restore 9001 local:backup/${LATEST_110} --storage local-lvm --unique 1`))
   const set = c.find((a) => a[0] === 'qm' && a[1] === 'set')!
