@@ -127,17 +127,28 @@ export async function probeArchive(pve: Pve, b: Backup): Promise<{ path: string;
 
 /**
  * The preflight's archive read when the caller has just read this archive end to end itself
- * (verify:backups' file check, before its test restores): its path and configuration only —
- * `pvesm extractconfig` reads the VMA header or the tar's first entries, not the whole archive a
- * second time (on a 50 GB backup, minutes). Same answer and errors as probeArchive.
+ * (verify:backups' file check, before its test restores): its path and configuration only — for a
+ * VMA the cluster reader's `config header` mode (the header's qemu-server.conf, then it stops), for a
+ * tar `pvesm extractconfig` (its first entries) — not the whole archive a second time (on a 50 GB
+ * backup, minutes). Same answer and errors as probeArchive.
  */
 export async function readArchiveConfig(pve: Pve, b: Backup): Promise<{ path: string; config: GuestConfig }> {
-  const script = ['p=$(pvesm path "$1") || exit 90', `printf 'path=%s\n' "$p"`, 'pvesm extractconfig "$1" || exit 91'].join('\n')
-  const r = await pve.ssh.runScript(script, [b.volid], { timeoutMs: 600_000 })
+  const vma = b.format.startsWith('vma')
+  const script = [
+    'p=$(pvesm path "$1") || exit 90',
+    `printf 'path=%s\n' "$p"`,
+    ...(vma
+      // the cluster reader stops after the header: the decompressor's broken pipe is expected
+      ? [DEFINE_CLUSTER_READER, 'shift', '"$@" "$p" 2>/dev/null | perl -e "$pl" config header 3>&1 >/dev/null; s=("${PIPESTATUS[@]}"); exit "${s[1]}"']
+      : ['pvesm extractconfig "$1" || exit 91']),
+  ].join('\n')
+  const c = b.compression
+  const r = await pve.ssh.runScript(script, [b.volid, ...(vma ? (c ? DECOMPRESS[c] ?? ['cat'] : ['cat']) : [])], { timeoutMs: 600_000 })
   const path = /^path=(\/.*)$/m.exec(r.stdout)?.[1]
   if (r.exitCode === 90 || !path) throw new DrError('prerequisites', `Cannot locate ${b.volid} on node '${pve.node}': ${lastLine(r.stderr || r.stdout)}. Nothing was changed.`)
-  if (r.exitCode !== 0) throw corrupt(b, `its configuration cannot be read (${lastLine(r.stderr || r.stdout)})`)
-  return { path, config: parseGuestConfig(r.stdout.slice(r.stdout.indexOf('\n') + 1)) }
+  const config = r.stdout.slice(r.stdout.indexOf('\n') + 1)
+  if (r.exitCode !== 0 || !config.trim()) throw corrupt(b, `its configuration cannot be read (${lastLine(r.stderr || r.stdout).replace(/^vma-config: /, '')})`)
+  return { path, config: parseGuestConfig(config) }
 }
 
 /** The probe's kind and command for a backup: `vma zstd -q -d -c` (piped into vma verify) or `tar zstd -q -t`. */
