@@ -4,7 +4,7 @@
 import { DrError } from './errors.ts'
 import { exec } from './exec.ts'
 import { guestAddress, guestDisks, kindWord, lastLine, parseGuestConfig, tool, type GuestConfig, type Pve, type Read } from './pve.ts'
-import { Ssh } from './ssh.ts'
+import { Ssh, type RemoteResult } from './ssh.ts'
 import { DEFINE_CLUSTER_READER, MISSING_CLUSTERS_EXIT, MISSING_CONFIG_EXIT, missingClustersMessage, parseMissingClusters, withoutClusterLines } from './vma.ts'
 import type { Backup, GuestType } from './backups.ts'
 import type { Config } from './config.ts'
@@ -112,8 +112,7 @@ export async function probeArchive(pve: Pve, b: Backup): Promise<{ path: string;
     'exit "$rc"',
   ].join('\n')
   const r = await pve.ssh.runScript(script, [b.volid, ...argv], { timeoutMs: 4 * 3600_000 })
-  const path = /^path=(\/.*)$/m.exec(r.stdout)?.[1]
-  if (r.exitCode === 90 || !path) throw new DrError('prerequisites', `Cannot locate ${b.volid} on node '${pve.node}': ${lastLine(r.stderr || r.stdout)}. Nothing was changed.`)
+  const path = located(pve, b, r)
   const cut = r.stdout.indexOf('\n\x1e\n')
   if (r.exitCode === 91 || r.exitCode === MISSING_CONFIG_EXIT || cut < 0) throw corrupt(b, `its configuration cannot be read (${lastLine(r.stderr || r.stdout).replace(/^vma-config: /, '')})`)
   const config = parseGuestConfig(r.stdout.slice(r.stdout.indexOf('\n') + 1, cut))
@@ -144,11 +143,17 @@ export async function readArchiveConfig(pve: Pve, b: Backup): Promise<{ path: st
   ].join('\n')
   const c = b.compression
   const r = await pve.ssh.runScript(script, [b.volid, ...(vma ? (c ? DECOMPRESS[c] ?? ['cat'] : ['cat']) : [])], { timeoutMs: 600_000 })
-  const path = /^path=(\/.*)$/m.exec(r.stdout)?.[1]
-  if (r.exitCode === 90 || !path) throw new DrError('prerequisites', `Cannot locate ${b.volid} on node '${pve.node}': ${lastLine(r.stderr || r.stdout)}. Nothing was changed.`)
+  const path = located(pve, b, r)
   const config = r.stdout.slice(r.stdout.indexOf('\n') + 1)
   if (r.exitCode !== 0 || !config.trim()) throw corrupt(b, `its configuration cannot be read (${lastLine(r.stderr || r.stdout).replace(/^vma-config: /, '')})`)
   return { path, config: parseGuestConfig(config) }
+}
+
+/** The `path=` line of a probe's answer (its script exits 90 when `pvesm path` fails). */
+function located(pve: Pve, b: Backup, r: RemoteResult): string {
+  const path = /^path=(\/.*)$/m.exec(r.stdout)?.[1]
+  if (r.exitCode === 90 || !path) throw new DrError('prerequisites', `Cannot locate ${b.volid} on node '${pve.node}': ${lastLine(r.stderr || r.stdout)}. Nothing was changed.`)
+  return path
 }
 
 /** The probe's kind and command for a backup: `vma zstd -q -d -c` (piped into vma verify) or `tar zstd -q -t`. */
